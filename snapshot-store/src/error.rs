@@ -1,0 +1,159 @@
+//! The one error type of this crate.
+//!
+//! Every variant names the thing at fault (a path, an object, a snapshot) so that a message shown to
+//! a user says what to look at. Front ends map these to exit codes or errno values in one place.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while reading or writing a store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// An operating-system call on `path` failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory the call was about.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// Stored data does not parse: truncated, bad magic, out-of-range field.
+    #[error("{what} is corrupt: {reason}")]
+    Corrupt {
+        /// The object or file at fault, e.g. `data object 3fa2c1d0 (objects/3f/3fa2…)`.
+        what: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// Stored data parses but its checksum does not match: it was altered after it was written.
+    #[error("{what} is corrupt: checksum mismatch (expected {expected}, got {got})")]
+    ChecksumMismatch {
+        /// The object or file at fault.
+        what: String,
+        /// The checksum recorded when it was written.
+        expected: String,
+        /// The checksum of what is there now.
+        got: String,
+    },
+    /// A stored file was written by a newer backup-fs with a format this build cannot read.
+    #[error(
+        "{what} has format version {found}, but this backup-fs reads up to version {supported}; \
+         upgrade backup-fs to read this store"
+    )]
+    UnsupportedVersion {
+        /// The file at fault.
+        what: String,
+        /// The version found in the file.
+        found: u16,
+        /// The newest version this build reads.
+        supported: u16,
+    },
+    /// Something the store references is not there.
+    #[error("{what} is missing (referenced by {referenced_by})")]
+    Missing {
+        /// The missing object, version or snapshot.
+        what: String,
+        /// Who referenced it.
+        referenced_by: String,
+    },
+    /// The directory is not a backup-fs store.
+    #[error("{} is not a backup-fs store (no config file; create one with `backup-fs init`)", path.display())]
+    NotAStore {
+        /// The directory that was given.
+        path: PathBuf,
+    },
+    /// `init` on a directory that already holds a store or other files.
+    #[error("{} already exists and is not empty; refusing to create a store there", path.display())]
+    AlreadyExists {
+        /// The directory that was given.
+        path: PathBuf,
+    },
+    /// Another process holds the writer lock.
+    #[error("store {} is locked by another writer{}", path.display(), holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    Locked {
+        /// The store directory.
+        path: PathBuf,
+        /// What the lock file says about its holder, if anything.
+        holder: Option<String>,
+    },
+    /// No snapshot has this id.
+    #[error("no snapshot {id} in the store (see `backup-fs list`)")]
+    SnapshotNotFound {
+        /// The id that was asked for.
+        id: String,
+    },
+    /// The path does not exist in the snapshot.
+    #[error("{path}: no such file or directory in snapshot {snapshot}")]
+    PathNotFound {
+        /// The snapshot searched.
+        snapshot: String,
+        /// The path, relative to the snapshot root.
+        path: String,
+    },
+    /// The path exists but is not the kind of entry the operation needs.
+    #[error("{path} in snapshot {snapshot} is {actual}, not {expected}")]
+    WrongKind {
+        /// The snapshot searched.
+        snapshot: String,
+        /// The path, relative to the snapshot root.
+        path: String,
+        /// What the operation needed, e.g. "a regular file".
+        expected: &'static str,
+        /// What the entry is.
+        actual: &'static str,
+    },
+    /// An argument or option value is invalid.
+    #[error("{0}")]
+    InvalidArgument(String),
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A [`Error::Corrupt`] about `what`.
+    pub fn corrupt(what: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Corrupt {
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// True when the error means stored data is damaged (as opposed to missing or unreadable).
+    pub fn is_corruption(&self) -> bool {
+        matches!(
+            self,
+            Error::Corrupt { .. } | Error::ChecksumMismatch { .. } | Error::Missing { .. }
+        )
+    }
+
+    /// The `io::ErrorKind` of an I/O error, if this is one.
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            Error::Io { source, .. } => Some(source.kind()),
+            _ => None,
+        }
+    }
+}
+
+/// Attaches a path to `io::Result`s.
+pub(crate) trait IoContext<T> {
+    /// Maps the error to [`Error::Io`] naming `path`.
+    fn at(self, path: impl AsRef<std::path::Path>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: impl AsRef<std::path::Path>) -> Result<T> {
+        self.map_err(|e| Error::io(path.as_ref(), e))
+    }
+}

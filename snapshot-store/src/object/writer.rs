@@ -1,0 +1,199 @@
+//! Writes a data object to a temporary file, compressing frames in parallel batches.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use super::{CODEC_RAW, CODEC_ZSTD, END_MAGIC, FRAME_SIZE, HEADER_LEN, header};
+use crate::error::{IoContext, Result};
+use crate::fsio;
+use crate::id::ObjectId;
+use crate::matcher::LiteralSink;
+
+/// Frames compressed together in one parallel batch.
+const BATCH: usize = 16;
+
+/// A data object written to a temporary file, not yet in the store.
+#[derive(Debug)]
+pub struct FinishedObject {
+    /// blake3 of the logical stream.
+    pub id: ObjectId,
+    /// The temporary file.
+    pub temp: PathBuf,
+    /// Size of the file on disk.
+    pub stored_len: u64,
+    /// Length of the logical stream.
+    pub logical_len: u64,
+}
+
+struct StoredFrame {
+    codec: u8,
+    raw_len: u32,
+    checksum: u64,
+    bytes: Vec<u8>,
+}
+
+/// Streams bytes into a new data object.
+pub struct DataObjectWriter {
+    file: File,
+    temp: PathBuf,
+    level: i32,
+    current: Vec<u8>,
+    batch: Vec<Vec<u8>>,
+    index: Vec<u8>,
+    frames: u64,
+    hasher: blake3::Hasher,
+    logical_len: u64,
+    stored_len: u64,
+}
+
+impl DataObjectWriter {
+    /// Starts an object in a new temporary file in `tmp_dir`, compressing at zstd `level`.
+    pub fn create(tmp_dir: &Path, level: i32) -> Result<Self> {
+        let (mut file, temp) = fsio::create_temp(tmp_dir, "obj")?;
+        file.write_all(&header(FRAME_SIZE)).at(&temp)?;
+        Ok(DataObjectWriter {
+            file,
+            temp,
+            level,
+            current: Vec::with_capacity(FRAME_SIZE as usize),
+            batch: Vec::with_capacity(BATCH),
+            index: Vec::new(),
+            frames: 0,
+            hasher: blake3::Hasher::new(),
+            logical_len: 0,
+            stored_len: HEADER_LEN,
+        })
+    }
+
+    /// Bytes of logical data written so far.
+    pub fn logical_len(&self) -> u64 {
+        self.logical_len
+    }
+
+    /// Bytes on disk so far (frames still being batched are not counted).
+    pub fn stored_len(&self) -> u64 {
+        self.stored_len
+    }
+
+    /// Appends bytes to the logical stream.
+    pub fn write(&mut self, mut data: &[u8]) -> Result<()> {
+        self.logical_len += data.len() as u64;
+        if data.len() >= 1 << 16 {
+            self.hasher.update_rayon(data);
+        } else {
+            self.hasher.update(data);
+        }
+        while !data.is_empty() {
+            let room = FRAME_SIZE as usize - self.current.len();
+            let (now, rest) = data.split_at(room.min(data.len()));
+            self.current.extend_from_slice(now);
+            data = rest;
+            if self.current.len() == FRAME_SIZE as usize {
+                let full =
+                    std::mem::replace(&mut self.current, Vec::with_capacity(FRAME_SIZE as usize));
+                self.batch.push(full);
+                if self.batch.len() == BATCH {
+                    self.flush_batch()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_batch(&mut self) -> Result<()> {
+        let level = self.level;
+        let frames: Vec<StoredFrame> = self
+            .batch
+            .par_drain(..)
+            .map(|raw| compress_frame(raw, level))
+            .collect();
+        for f in frames {
+            self.file.write_all(&f.bytes).at(&self.temp)?;
+            self.stored_len += f.bytes.len() as u64;
+            self.index.push(f.codec);
+            self.index
+                .extend_from_slice(&(f.bytes.len() as u32).to_le_bytes());
+            self.index.extend_from_slice(&f.raw_len.to_le_bytes());
+            self.index.extend_from_slice(&f.checksum.to_le_bytes());
+            self.frames += 1;
+        }
+        Ok(())
+    }
+
+    /// Writes the index and trailer and closes the temporary file (not yet synced).
+    pub fn finish(mut self) -> Result<FinishedObject> {
+        if !self.current.is_empty() {
+            let last = std::mem::take(&mut self.current);
+            self.batch.push(last);
+        }
+        self.flush_batch()?;
+        let index_offset = self.stored_len;
+        let mut trailer = Vec::with_capacity(64);
+        trailer.extend_from_slice(&index_offset.to_le_bytes());
+        trailer.extend_from_slice(&self.frames.to_le_bytes());
+        trailer.extend_from_slice(&self.logical_len.to_le_bytes());
+        let mut sum = blake3::Hasher::new();
+        sum.update(&header(FRAME_SIZE));
+        sum.update(&self.index);
+        sum.update(&trailer);
+        trailer.extend_from_slice(sum.finalize().as_bytes());
+        trailer.extend_from_slice(END_MAGIC);
+        self.file.write_all(&self.index).at(&self.temp)?;
+        self.file.write_all(&trailer).at(&self.temp)?;
+        self.stored_len += (self.index.len() + trailer.len()) as u64;
+        Ok(FinishedObject {
+            id: ObjectId::from(self.hasher.finalize()),
+            temp: self.temp,
+            stored_len: self.stored_len,
+            logical_len: self.logical_len,
+        })
+    }
+
+    /// Deletes the temporary file.
+    pub fn abandon(self) {
+        let _ = std::fs::remove_file(&self.temp);
+    }
+}
+
+impl LiteralSink for DataObjectWriter {
+    fn write(&mut self, data: &[u8]) -> Result<()> {
+        DataObjectWriter::write(self, data)
+    }
+}
+
+thread_local! {
+    static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { RefCell::new(None) };
+}
+
+/// Compresses one frame with zstd (content checksum on) on this thread's reused context.
+fn zstd_compress(raw: &[u8], level: i32) -> Option<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            let mut c = zstd::bulk::Compressor::new(level).ok()?;
+            c.include_checksum(true).ok()?;
+            *slot = Some((level, c));
+        }
+        let (_, c) = slot.as_mut()?;
+        c.compress(raw).ok()
+    })
+}
+
+fn compress_frame(raw: Vec<u8>, level: i32) -> StoredFrame {
+    let raw_len = raw.len() as u32;
+    // Keep the compressed form only when it saves at least 1/32 of the frame.
+    let (codec, bytes) = match zstd_compress(&raw, level) {
+        Some(c) if c.len() < raw.len() - raw.len() / 32 => (CODEC_ZSTD, c),
+        _ => (CODEC_RAW, raw),
+    };
+    StoredFrame {
+        codec,
+        raw_len,
+        checksum: xxhash_rust::xxh3::xxh3_64(&bytes),
+        bytes,
+    }
+}

@@ -1,0 +1,128 @@
+//! Command-line arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use snapshot_store::policy::{
+    BlockSize, DeltaMode, Percent, PolicyOverrides, parse_optional, parse_size,
+};
+
+/// backup-fs: backups of big, slowly changing files as full copies plus delta chains.
+#[derive(Debug, Parser)]
+#[command(name = "backup-fs", version, about, long_about = None)]
+pub struct Cli {
+    /// The store directory.
+    #[arg(long, global = true, env = "BACKUP_FS_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a store; the policy given becomes its default.
+    Init {
+        #[command(flatten)]
+        policy: PolicyArgs,
+    },
+    /// Record one snapshot of SOURCE (a directory or a single file) and print its id.
+    Write {
+        /// The directory or file to back up.
+        source: PathBuf,
+        #[command(flatten)]
+        policy: PolicyArgs,
+        /// Print a JSON summary instead of the id.
+        #[arg(long)]
+        json: bool,
+        /// Fail at once if another write holds the store, instead of waiting for it.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// List snapshots, oldest first.
+    List {
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the history of one file across snapshots.
+    Log {
+        /// Path relative to the snapshot root.
+        path: String,
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write one file's content of a snapshot to standard output.
+    Cat {
+        /// Snapshot id (as `list` prints it, a unique prefix of one) or `latest`.
+        snapshot: String,
+        /// Path relative to the snapshot root.
+        path: String,
+    },
+    /// Restore a snapshot, a subtree or one file.
+    Restore {
+        /// Snapshot id (as `list` prints it, a unique prefix of one) or `latest`.
+        snapshot: String,
+        /// Where to restore: a new or empty directory (or a file path for one file).
+        target: PathBuf,
+        /// Restore only this path of the snapshot.
+        #[arg(long, value_name = "SUBPATH")]
+        path: Option<String>,
+    },
+    /// Check the store; exits non-zero and lists what is wrong.
+    Verify {
+        /// Also rebuild every file version and check it against its blake3.
+        #[arg(long)]
+        read_data: bool,
+        /// Print a JSON report.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// The policy options of `init` and `write`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PolicyArgs {
+    /// Delta against the previous version (incremental) or the chain's full (differential).
+    #[arg(long, value_name = "incremental|differential")]
+    pub mode: Option<DeltaMode>,
+    /// Signature block size: auto (from the file size) or a size such as 4K.
+    #[arg(long, value_name = "auto|SIZE")]
+    pub block_size: Option<BlockSize>,
+    /// Files smaller than this are stored whole when they change [store default: 25MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub min_delta_size: Option<u64>,
+    /// Start a new full after this many deltas, or off [store default: 100].
+    #[arg(long, value_name = "N|off", value_parser = parse_max_deltas)]
+    pub max_deltas: Option<Option<u32>>,
+    /// Start a new full when a delta exceeds this percentage of the full, or off [default: 50].
+    #[arg(long, value_name = "PERCENT|off", value_parser = parse_ratio)]
+    pub max_delta_ratio: Option<Option<Percent>>,
+}
+
+fn parse_max_deltas(s: &str) -> Result<Option<u32>, String> {
+    parse_optional(s, |v| {
+        v.parse::<u32>()
+            .map_err(|_| format!("invalid number of deltas {v:?}: use a whole number or off"))
+    })
+}
+
+fn parse_ratio(s: &str) -> Result<Option<Percent>, String> {
+    parse_optional(s, str::parse)
+}
+
+impl PolicyArgs {
+    /// The options given, as overrides of a stored policy.
+    pub fn overrides(&self) -> PolicyOverrides {
+        PolicyOverrides {
+            mode: self.mode,
+            block_size: self.block_size,
+            min_delta_size: self.min_delta_size,
+            max_deltas: self.max_deltas,
+            max_delta_ratio: self.max_delta_ratio,
+            change_tracking: None,
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! `backup-fs list`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use serde_json::json;
+use snapshot_store::store::Store;
+use snapshot_store::timefmt::rfc3339;
+
+use crate::human;
+
+pub fn run(store: &Store, json: bool) -> Result<ExitCode> {
+    let mut rows = Vec::new();
+    for id in store.snapshot_ids()? {
+        rows.push(store.snapshot(&id)?);
+    }
+    if json {
+        let out: Vec<_> = rows
+            .iter()
+            .map(|s| {
+                json!({
+                    "id": s.id.as_str(),
+                    "time": rfc3339(s.time_ns),
+                    "source": String::from_utf8_lossy(&s.source),
+                    "host": s.host,
+                    "files": s.stats.files,
+                    "dirs": s.stats.dirs,
+                    "bytes": s.stats.bytes,
+                    "stored_bytes": s.stats.stored_bytes,
+                    "files_new": s.stats.files_new,
+                    "files_changed": s.stats.files_changed,
+                    "files_unchanged": s.stats.files_unchanged,
+                    "errors": s.stats.errors,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if rows.is_empty() {
+        eprintln!("no snapshots yet (record one with `backup-fs write SOURCE`)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<24} {:<21} {:>9} {:>12} {:>12}  SOURCE",
+        "ID", "TIME (UTC)", "FILES", "SIZE", "STORED"
+    );
+    for s in rows {
+        println!(
+            "{:<24} {:<21} {:>9} {:>12} {:>12}  {}",
+            s.id.as_str(),
+            rfc3339(s.time_ns),
+            s.stats.files,
+            human::size(s.stats.bytes),
+            human::size(s.stats.stored_bytes),
+            String::from_utf8_lossy(&s.source)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

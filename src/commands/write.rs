@@ -1,0 +1,112 @@
+//! `backup-fs write`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use snapshot_store::progress::WriteProgress;
+use snapshot_store::store::Store;
+use snapshot_store::write::{WriteOptions, write_snapshot};
+
+use crate::cli::PolicyArgs;
+use crate::human;
+use crate::progress::ProgressView;
+
+pub fn run(
+    store: &Store,
+    source: &Path,
+    args: &PolicyArgs,
+    json: bool,
+    wait: bool,
+) -> Result<ExitCode> {
+    let opts = WriteOptions {
+        policy: store.config().policy.with(&args.overrides()),
+        wait_for_lock: wait,
+        exclude: Vec::new(),
+    };
+    let progress = Arc::new(WriteProgress::default());
+    let view = ProgressView::start(Arc::clone(&progress), !json);
+    let started = Instant::now();
+    let summary = write_snapshot(store, source, &opts, &progress).with_context(|| {
+        format!(
+            "backup of {} failed; the store is unchanged",
+            source.display()
+        )
+    });
+    drop(view);
+    let summary = summary?;
+    let secs = started.elapsed().as_secs_f64();
+    let s = &summary.stats;
+    if json {
+        let files: Vec<_> = summary
+            .files
+            .iter()
+            .map(|f| {
+                json!({
+                    "path": f.path,
+                    "decision": f.decision.as_str(),
+                    "reason": f.reason,
+                    "size": f.size,
+                    "bytes_read": f.bytes_read,
+                    "delta_bytes": f.delta_bytes,
+                    "stored_bytes": f.stored_bytes,
+                    "deduplicated": f.deduplicated,
+                })
+            })
+            .collect();
+        let errors: Vec<_> = summary
+            .errors
+            .iter()
+            .map(|e| json!({ "path": e.path, "error": e.error }))
+            .collect();
+        let out = json!({
+            "snapshot": summary.snapshot.as_str(),
+            "parent": summary.parent.as_ref().map(|p| p.as_str()),
+            "source": source.display().to_string(),
+            "policy": opts.policy.to_string(),
+            "files_total": s.files,
+            "files_new": s.files_new,
+            "files_changed": s.files_changed,
+            "files_unchanged": s.files_unchanged,
+            "bytes_total": s.bytes,
+            "bytes_read": s.bytes_read,
+            "bytes_stored": s.stored_bytes,
+            "duration_seconds": secs,
+            "files": files,
+            "errors": errors,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("{}", summary.snapshot);
+        eprintln!(
+            "snapshot {}: {} files ({}), {} new, {} changed, {} unchanged; read {} ({}), stored {} in {}",
+            summary.snapshot,
+            s.files,
+            human::size(s.bytes),
+            s.files_new,
+            s.files_changed,
+            s.files_unchanged,
+            human::size(s.bytes_read),
+            human::rate(s.bytes_read, secs),
+            human::size(s.stored_bytes),
+            human::duration(secs),
+        );
+        for e in &summary.errors {
+            eprintln!("backup-fs: skipped {}: {}", e.path, e.error);
+        }
+    }
+    if summary.errors.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        if !json {
+            eprintln!(
+                "backup-fs: {} entries could not be backed up; the rest of the snapshot was recorded",
+                summary.errors.len()
+            );
+        }
+        Ok(ExitCode::from(crate::EXIT_PARTIAL))
+    }
+}

@@ -96,21 +96,26 @@ pub struct PolicyArgs {
     pub min_delta_size: Option<u64>,
     /// Start a new full after this many deltas, or off [store default: 100].
     #[arg(long, value_name = "N|off", value_parser = parse_max_deltas)]
-    pub max_deltas: Option<Option<u32>>,
+    pub max_deltas: Option<OrOff<u32>>,
     /// Start a new full when a delta exceeds this percentage of the full, or off [default: 50].
     #[arg(long, value_name = "PERCENT|off", value_parser = parse_ratio)]
-    pub max_delta_ratio: Option<Option<Percent>>,
+    pub max_delta_ratio: Option<OrOff<Percent>>,
 }
 
-fn parse_max_deltas(s: &str) -> Result<Option<u32>, String> {
+/// A limit that may be turned off (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrOff<T>(pub Option<T>);
+
+fn parse_max_deltas(s: &str) -> Result<OrOff<u32>, String> {
     parse_optional(s, |v| {
         v.parse::<u32>()
             .map_err(|_| format!("invalid number of deltas {v:?}: use a whole number or off"))
     })
+    .map(OrOff)
 }
 
-fn parse_ratio(s: &str) -> Result<Option<Percent>, String> {
-    parse_optional(s, str::parse)
+fn parse_ratio(s: &str) -> Result<OrOff<Percent>, String> {
+    parse_optional(s, str::parse).map(OrOff)
 }
 
 impl PolicyArgs {
@@ -120,8 +125,8 @@ impl PolicyArgs {
             mode: self.mode,
             block_size: self.block_size,
             min_delta_size: self.min_delta_size,
-            max_deltas: self.max_deltas,
-            max_delta_ratio: self.max_delta_ratio,
+            max_deltas: self.max_deltas.map(|l| l.0),
+            max_delta_ratio: self.max_delta_ratio.map(|l| l.0),
             change_tracking: None,
         }
     }

@@ -27,6 +27,10 @@ use crate::store::Store;
 
 /// Files at least this large are written one at a time with all cores.
 const LARGE_FILE: u64 = 8 << 20;
+/// A previous entry whose mtime or ctime is this close to (or after) the start of its snapshot
+/// may have been read in the same timestamp tick as a later change, which would leave its
+/// metadata unchanged: it is read again ("racily clean", as git calls it).
+const RACY_WINDOW_NS: i64 = 2_000_000_000;
 
 /// Options of one write.
 #[derive(Debug, Clone, Default)]
@@ -473,7 +477,9 @@ fn add_entry(
                 Storage::Whole => store.has_object(&c.version.as_object()),
                 Storage::Chain => store.has_version(&c.version),
             };
-            (present && !meta::changed(&e.meta, &entry.meta)).then_some(c)
+            let racy =
+                e.meta.mtime_ns.max(e.meta.ctime_ns) >= p.time_ns.saturating_sub(RACY_WINDOW_NS);
+            (present && !racy && !meta::changed(&e.meta, &entry.meta)).then_some(c)
         })
     } else {
         None

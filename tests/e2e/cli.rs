@@ -1,0 +1,175 @@
+//! Command-line behaviour scripts rely on: ids, JSON fields, errors, the store variable.
+
+use std::fs;
+
+use serde_json::Value;
+
+use crate::util::*;
+
+#[test]
+fn ids_are_unique_sorted_and_valid_file_names_within_one_second() {
+    let env = Env::new(&[]);
+    let src = env.path("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("f"), b"x").unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(env.ok(&["write", src.to_str().unwrap()]).trim().to_string());
+    }
+    let listed = env.snapshots();
+    assert_eq!(listed, ids);
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted, ids, "ids must be unique and sort by time");
+    for id in &ids {
+        assert!(!id.contains(':') && !id.contains('/'), "{id}");
+    }
+    // Prefixes and `latest` resolve.
+    assert_eq!(env.cat(&ids[3], "f"), b"x");
+    assert_eq!(env.cat("latest", "f"), b"x");
+    let out = env.run(&["cat", &ids[0][..10], "f"]);
+    assert!(!out.status.success(), "an ambiguous prefix must be refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ambiguous"));
+}
+
+#[test]
+fn json_outputs_have_the_documented_fields() {
+    let env = Env::new(&["--min-delta-size", "10K"]);
+    let src = env.path("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("a"), pseudo(50_000, 1)).unwrap();
+    fs::write(src.join("b"), b"small").unwrap();
+    let s = env.write(&src, &[]);
+    for k in [
+        "snapshot",
+        "files_new",
+        "files_changed",
+        "files_unchanged",
+        "bytes_read",
+        "bytes_stored",
+        "files",
+        "errors",
+    ] {
+        assert!(s.get(k).is_some(), "write --json lacks {k}: {s}");
+    }
+    let f = &s["files"][0];
+    for k in [
+        "path",
+        "decision",
+        "delta_bytes",
+        "stored_bytes",
+        "bytes_read",
+        "size",
+    ] {
+        assert!(f.get(k).is_some(), "file report lacks {k}: {f}");
+    }
+    let list: Value = serde_json::from_str(&env.ok(&["list", "--json"])).unwrap();
+    let row = &list[0];
+    for k in ["id", "time", "files", "bytes", "stored_bytes"] {
+        assert!(row.get(k).is_some(), "list --json lacks {k}: {row}");
+    }
+    assert_eq!(row["files"], 2);
+    assert_eq!(row["bytes"], 50_005);
+    let mut data = pseudo(50_000, 1);
+    data[0] = 1;
+    fs::write(src.join("a"), &data).unwrap();
+    env.write(&src, &[]);
+    let log: Value = serde_json::from_str(&env.ok(&["log", "a", "--json"])).unwrap();
+    let kinds: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["full", "incremental"]);
+    for k in ["snapshot", "size", "kind", "depth", "stored_bytes"] {
+        assert!(log[1].get(k).is_some(), "log --json lacks {k}");
+    }
+    let log: Value = serde_json::from_str(&env.ok(&["log", "b", "--json"])).unwrap();
+    let kinds: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["whole", "unchanged"]);
+}
+
+#[test]
+fn the_store_can_come_from_the_environment() {
+    let env = Env::new(&[]);
+    let src = env.path("src");
+    fs::create_dir(&src).unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["write", src.to_str().unwrap()])
+        .env("BACKUP_FS_STORE", &env.store)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(env.snapshots().len(), 1);
+}
+
+#[test]
+fn mistakes_get_clear_errors_and_change_nothing() {
+    let env = Env::new(&[]);
+    let missing = env.path("no-such-dir");
+    let out = env.run(&["write", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("no-such-dir") && err.contains("does not exist"),
+        "{err}"
+    );
+    assert!(env.snapshots().is_empty());
+
+    let out = env.run(&["cat", "latest", "x"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no snapshot"));
+
+    let src = env.path("src");
+    fs::create_dir_all(src.join("d")).unwrap();
+    env.write(&src, &[]);
+    let out = env.run(&["cat", "latest", "nope.txt"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nope.txt: no such file"),
+        "{out:?}"
+    );
+    let out = env.run(&["cat", "latest", "d"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is a directory, not a regular file"),
+        "{out:?}"
+    );
+
+    let not_store = env.path("src");
+    let out = std::process::Command::new(bin())
+        .args(["--store", not_store.to_str().unwrap(), "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a backup-fs store"));
+
+    let out = env.run(&["init"]);
+    assert!(
+        !out.status.success(),
+        "init over an existing store must fail"
+    );
+
+    let out = env.run(&["write", src.to_str().unwrap(), "--block-size", "7"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "bad option values are usage errors"
+    );
+    let out = env.run(&[
+        "write",
+        src.to_str().unwrap(),
+        "--min-delta-size",
+        "12 parsecs",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}

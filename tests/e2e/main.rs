@@ -1,0 +1,7 @@
+//! End-to-end tests: run the real binary on real trees, restore, compare bytes and metadata.
+
+mod chains;
+mod cli;
+mod faults;
+mod tree;
+mod util;

@@ -131,7 +131,9 @@ pub fn open(kind: Kind, bytes: &[u8], what: &str) -> Result<Vec<u8>> {
         });
     }
     let codec = d.u8()?;
-    d.take(5)?;
+    if d.take(5)?.iter().any(|&b| b != 0) {
+        return Err(d.error("reserved header bytes are not zero"));
+    }
     let raw_len = d.u64()?;
     if raw_len > MAX_PAYLOAD {
         return Err(d.error(format!("payload length {raw_len} is implausible")));

@@ -24,6 +24,9 @@ pub const COMPRESSION_LEVEL: i32 = 3;
 pub const SIGNATURE_CHAIN_MAX: u16 = 16;
 /// An incremental version at a depth divisible by this stores its flattened extent map.
 pub const MAP_CHECKPOINT_INTERVAL: u32 = 16;
+/// The delta-ratio rule never replaces a delta smaller than this by a full: such a delta costs
+/// less than re-storing any full worth the name (and a full of only holes stores nothing).
+pub const RATIO_FLOOR: u64 = 64 << 10;
 /// Attempts at reading a file that keeps changing while it is read.
 const ATTEMPTS: usize = 3;
 
@@ -237,12 +240,12 @@ impl FileWriter<'_> {
             .map_err(Failure::Store)?;
         let mut store_err = None;
         let read = src.read_segments(|seg| {
-            let r = match &seg {
+            let r = match seg {
                 Segment::Data(d) => {
                     self.progress.add_bytes(d.len() as u64);
-                    obj.write(d)
+                    obj.write(&d)
                 }
-                Segment::Hole(n) => write_zeros(&mut obj, *n),
+                Segment::Hole(n) => write_zeros(&mut obj, n),
             };
             r.map_err(|e| stash(&mut store_err, e))
         });
@@ -298,10 +301,9 @@ impl FileWriter<'_> {
                     .map(Ok);
             }
         };
-        let limit = self
-            .policy
-            .max_delta_ratio
-            .map(|p| (u128::from(full.literal_stored) * u128::from(p.0) / 10_000) as u64);
+        let limit = self.policy.max_delta_ratio.map(|p| {
+            ((u128::from(full.literal_stored) * u128::from(p.0) / 10_000) as u64).max(RATIO_FLOOR)
+        });
         let info = DeltaInfo {
             base: Arc::clone(base),
             full_id: full.id,
@@ -338,28 +340,43 @@ impl FileWriter<'_> {
         let mut matcher = Matcher::new(index.as_ref(), self.policy.block_size.for_size(size));
         let mut sink = DataObjectWriter::create(&self.store.tmp_dir(), COMPRESSION_LEVEL)
             .map_err(Failure::Store)?;
-        let mut hasher = blake3::Hasher::new();
         let limit = delta.as_ref().and_then(|d| d.limit);
         let mut store_err = None;
         let mut over_limit = false;
-        let read = src.read_segments(|seg| {
-            let r = match &seg {
-                Segment::Data(d) => {
-                    let (_, r) = rayon::join(|| hasher.update(d), || matcher.feed(d, &mut sink));
-                    self.progress.add_bytes(d.len() as u64);
-                    r
+        // The content hash runs on its own thread, beside the matcher, on the same buffers.
+        let (hash_tx, hash_rx) = std::sync::mpsc::sync_channel::<Segment>(4);
+        let (read, id) = std::thread::scope(|scope| {
+            let hashing = scope.spawn(move || {
+                let mut hasher = blake3::Hasher::new();
+                for seg in hash_rx {
+                    match seg {
+                        Segment::Data(d) => {
+                            hasher.update(&d);
+                        }
+                        Segment::Hole(n) => hash_zeros(&mut hasher, n),
+                    }
                 }
-                Segment::Hole(n) => {
-                    hash_zeros(&mut hasher, *n);
-                    matcher.feed_zeros(*n, &mut sink)
+                VersionId::from(hasher.finalize())
+            });
+            let read = src.read_segments(|seg| {
+                let _ = hash_tx.send(seg.clone());
+                let r = match &seg {
+                    Segment::Data(d) => {
+                        self.progress.add_bytes(d.len() as u64);
+                        matcher.feed(d, &mut sink)
+                    }
+                    Segment::Hole(n) => matcher.feed_zeros(*n, &mut sink),
+                };
+                r.map_err(|e| stash(&mut store_err, e))?;
+                if limit.is_some_and(|l| sink.stored_len() > l) {
+                    over_limit = true;
+                    return Err(Error::InvalidArgument("ratio".into()));
                 }
-            };
-            r.map_err(|e| stash(&mut store_err, e))?;
-            if limit.is_some_and(|l| sink.stored_len() > l) {
-                over_limit = true;
-                return Err(Error::InvalidArgument("ratio".into()));
-            }
-            Ok(())
+                Ok(())
+            });
+            drop(hash_tx);
+            let id = hashing.join().unwrap_or(VersionId([0; 32]));
+            (read, id)
         });
         if over_limit {
             sink.abandon();
@@ -377,7 +394,6 @@ impl FileWriter<'_> {
             (Ok(r), None) => r,
         };
         let out = matcher.finish(&mut sink).map_err(Failure::Store)?;
-        let id = VersionId::from(hasher.finalize());
         let literal = if out.stats.literal > 0 {
             Some(sink.finish().map_err(Failure::Store)?)
         } else {
@@ -487,11 +503,7 @@ impl FileWriter<'_> {
             let map = ExtentMap::compose(&out.ops, literal_id, Some(&base_map), "new version")
                 .map_err(Failure::Store)?;
             let payload = map.encode();
-            let cp = ObjectId::from(
-                blake3::Hasher::new_derive_key(MAP_CONTEXT)
-                    .update(&payload)
-                    .finalize(),
-            );
+            let cp = map_object_id(&payload);
             envelopes.push((cp, Kind::ExtentMap, payload));
             map_checkpoint = Some(cp);
         }
@@ -521,6 +533,15 @@ impl FileWriter<'_> {
             },
         )))
     }
+}
+
+/// The id of an extent-map object with this payload.
+pub fn map_object_id(payload: &[u8]) -> ObjectId {
+    ObjectId::from(
+        blake3::Hasher::new_derive_key(MAP_CONTEXT)
+            .update(payload)
+            .finalize(),
+    )
 }
 
 struct DeltaInfo {

@@ -37,6 +37,9 @@ const FLUSH_AT: usize = 1 << 20;
 const MAX_CANDIDATES: usize = 64;
 /// Zeros are fed through the normal path in pieces of this size.
 const ZERO_PIECE: usize = 64 << 10;
+/// Base blocks tried at their unshifted positions after a block that changed in place, before
+/// falling back to sliding byte by byte.
+const IN_PLACE_LOOKAHEAD: u32 = 8;
 
 /// A shared buffer of zeros, at least `len` long (len ≤ 16 MiB).
 pub(crate) fn zeros(len: usize) -> &'static [u8] {
@@ -65,7 +68,8 @@ pub struct BaseIndex {
     /// `buckets[b]..buckets[b+1]` is the range of `entries` whose weak hash falls in bucket `b`.
     buckets: Vec<u32>,
     bucket_shift: u32,
-    entries: Vec<u32>,
+    /// (weak hash, block index), grouped by bucket: a lookup touches no block until weak matches.
+    entries: Vec<(u32, u32)>,
     /// Per block: all zeros (matched as a hole).
     zero: Vec<bool>,
 }
@@ -101,7 +105,9 @@ impl BaseIndex {
             .collect();
         let n = indexed.len().max(1);
         let bucket_bits = (n.next_power_of_two().trailing_zeros()).clamp(4, 30);
-        let filter_bits = (bucket_bits + 3).min(34);
+        // 16-32 filter bits per block: a lookup of a hash that is not there is rejected by one
+        // probe of a small bitmap about 97% of the time.
+        let filter_bits = (bucket_bits + 5).min(32);
         let bucket_shift = 64 - bucket_bits;
         let filter_shift = 64 - filter_bits;
         let mut filter = vec![0u64; (1usize << filter_bits) / 64];
@@ -117,10 +123,11 @@ impl BaseIndex {
         }
         let buckets = counts.clone();
         let mut fill = counts;
-        let mut entries = vec![0u32; indexed.len()];
+        let mut entries = vec![(0u32, 0u32); indexed.len()];
         for &i in &indexed {
-            let b = (mix(sig.blocks[i as usize].weak) >> bucket_shift) as usize;
-            entries[fill[b] as usize] = i;
+            let weak = sig.blocks[i as usize].weak;
+            let b = (mix(weak) >> bucket_shift) as usize;
+            entries[fill[b] as usize] = (weak, i);
             fill[b] += 1;
         }
         BaseIndex {
@@ -142,7 +149,13 @@ impl BaseIndex {
 
     /// Bytes of memory held (signature excluded).
     pub fn memory_bytes(&self) -> usize {
-        self.filter.len() * 8 + self.buckets.len() * 4 + self.entries.len() * 4 + self.zero.len()
+        self.filter.len() * 8 + self.buckets.len() * 4 + self.entries.len() * 8 + self.zero.len()
+    }
+
+    /// The block whose hashes equal those of `window` (full block length), if any (benchmarks).
+    #[doc(hidden)]
+    pub fn probe(&self, weak: u32, window: &[u8]) -> Option<u32> {
+        self.find(weak, window)
     }
 
     /// The block whose hashes equal those of `window` (full block length), if any.
@@ -156,9 +169,10 @@ impl BaseIndex {
         let b = (m >> self.bucket_shift) as usize;
         let range = self.buckets[b] as usize..self.buckets[b + 1] as usize;
         let mut strong = None;
-        for &i in self.entries[range].iter().take(MAX_CANDIDATES) {
-            let blk = &self.sig.blocks[i as usize];
-            if blk.weak == weak && *strong.get_or_insert_with(|| strong_hash(window)) == blk.strong
+        for &(w, i) in self.entries[range].iter().take(MAX_CANDIDATES) {
+            if w == weak
+                && *strong.get_or_insert_with(|| strong_hash(window))
+                    == self.sig.blocks[i as usize].strong
             {
                 return Some(i);
             }
@@ -221,6 +235,16 @@ impl SigBuilder {
             self.count += (v.len() - before) as u32;
         }
     }
+}
+
+/// The outcome of [`Matcher::in_place_match`].
+enum InPlace {
+    /// Base block `block` matches `skip` bytes after `pos`.
+    Found { skip: usize, block: u32 },
+    /// A candidate lies beyond the buffered data.
+    NeedMoreData,
+    /// No candidate matches.
+    NotFound,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -378,10 +402,12 @@ impl<'a> Matcher<'a> {
                         let l = blk.len as usize;
                         if l <= avail {
                             let w = &self.buf[self.pos..self.pos + l];
+                            // The 128-bit strong hash decides alone: for the common unchanged
+                            // block, computing the weak hash as well would be wasted work.
                             let hit = if base.zero[j as usize] {
                                 is_zero(w)
                             } else {
-                                self.roller.hash(w) == blk.weak && strong_hash(w) == blk.strong
+                                strong_hash(w) == blk.strong
                             };
                             if hit {
                                 self.take_match(j, sink)?;
@@ -408,6 +434,15 @@ impl<'a> Matcher<'a> {
                     if let Some(j) = base.find(weak, w) {
                         self.take_match(j, sink)?;
                         continue;
+                    }
+                    match self.in_place_match(last) {
+                        InPlace::Found { skip, block } => {
+                            self.pos += skip;
+                            self.take_match(block, sink)?;
+                            continue;
+                        }
+                        InPlace::NeedMoreData => return Ok(()),
+                        InPlace::NotFound => {}
                     }
                     let zero_run = w.iter().rev().take_while(|&&b| b == 0).count();
                     self.prev = None;
@@ -439,6 +474,46 @@ impl<'a> Matcher<'a> {
                 }
             }
         }
+    }
+
+    /// After the block following the last match did not match at `pos`, looks for one of the
+    /// next few base blocks at its unshifted position: the common case of data changed in place.
+    /// Costs one strong hash per candidate instead of a lookup per byte while sliding.
+    fn in_place_match(&self, last: bool) -> InPlace {
+        let (Some(base), Some(prev)) = (self.base, self.prev) else {
+            return InPlace::NotFound;
+        };
+        let blocks = &base.sig.blocks;
+        let first = prev as usize + 1;
+        let Some(mut skip) = blocks.get(first).map(|b| b.len as usize) else {
+            return InPlace::NotFound;
+        };
+        let end = (first + IN_PLACE_LOOKAHEAD as usize).min(blocks.len());
+        for (j, blk) in blocks.iter().enumerate().take(end).skip(first + 1) {
+            let start = self.pos + skip;
+            let stop = start + blk.len as usize;
+            if stop > self.buf.len() {
+                return if last {
+                    InPlace::NotFound
+                } else {
+                    InPlace::NeedMoreData
+                };
+            }
+            let w = &self.buf[start..stop];
+            let hit = if base.zero[j] {
+                is_zero(w)
+            } else {
+                strong_hash(w) == blk.strong
+            };
+            if hit {
+                return InPlace::Found {
+                    skip,
+                    block: j as u32,
+                };
+            }
+            skip += blk.len as usize;
+        }
+        InPlace::NotFound
     }
 
     fn take_match(&mut self, j: u32, sink: &mut dyn LiteralSink) -> Result<()> {

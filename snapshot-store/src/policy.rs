@@ -66,7 +66,12 @@ impl BlockSize {
     /// The block size for a file of `size` bytes.
     pub fn for_size(self, size: u64) -> u32 {
         match self {
-            BlockSize::Fixed(b) => b,
+            // A fixed size is raised where the file would otherwise have more than 2^31 blocks.
+            BlockSize::Fixed(b) => b.max(
+                u32::try_from(size >> 31)
+                    .unwrap_or(Self::MAX)
+                    .min(Self::MAX),
+            ),
             BlockSize::Auto => {
                 let mut b = Self::AUTO_MIN;
                 while b < Self::AUTO_MAX && size.div_ceil(u64::from(b)) > Self::AUTO_MAX_BLOCKS {

@@ -201,7 +201,8 @@ pub struct SnapshotStats {
     pub others: u64,
     /// Logical bytes of all regular files.
     pub bytes: u64,
-    /// Bytes this snapshot added to the store (objects, versions, the manifest itself).
+    /// Bytes of new objects and version records this snapshot added to the store (its own
+    /// manifest is not included; `list` and `write` add the manifest's size).
     pub stored_bytes: u64,
     /// Files without a previous version.
     pub files_new: u64,
@@ -268,7 +269,7 @@ impl Snapshot {
     /// The path of entry `index` relative to the root, components joined by `/`.
     pub fn path_of(&self, mut index: u32) -> Vec<u8> {
         let mut parts = Vec::new();
-        while index != Self::ROOT {
+        while index != Self::ROOT && parts.len() < self.entries.len() {
             let Some(e) = self.entry(index) else { break };
             parts.push(e.name.as_slice());
             index = e.parent;
@@ -343,7 +344,7 @@ impl Snapshot {
             bytes_read,
             errors,
         };
-        let n = d.count(16)?;
+        let n = d.count(8)?;
         if n == 0 || n > u32::MAX as usize {
             return Err(d.error("entry count out of range"));
         }
@@ -480,7 +481,7 @@ fn link_parents(entries: &mut [Entry], what: &str) -> Result<()> {
         if range.is_empty() {
             continue;
         }
-        if range.start != next_child {
+        if range.start != next_child || range.start as usize <= i {
             return Err(bad("directory children are not stored breadth-first"));
         }
         next_child = range.end;

@@ -2,8 +2,9 @@
 //! changes made while it is read.
 
 use std::fs::File;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use crate::error::{Error, IoContext, Result};
 use crate::meta;
@@ -12,11 +13,32 @@ use crate::snapshot::Metadata;
 /// Bytes read per chunk.
 pub const CHUNK: usize = 4 << 20;
 
-/// A piece of a source file, in order.
+/// Bytes read from a source file. The buffer goes back to the reader when the last holder drops
+/// it, so buffers are allocated (and zeroed) only once per file.
 #[derive(Debug)]
+pub struct Chunk {
+    data: Vec<u8>,
+    home: mpsc::Sender<Vec<u8>>,
+}
+
+impl Deref for Chunk {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        let _ = self.home.send(std::mem::take(&mut self.data));
+    }
+}
+
+/// A piece of a source file, in order. Cheap to clone (data is shared).
+#[derive(Debug, Clone)]
 pub enum Segment {
     /// Bytes read from the file.
-    Data(Vec<u8>),
+    Data(Arc<Chunk>),
     /// A hole of this many bytes (reads as zeros, not read).
     Hole(u64),
 }
@@ -68,6 +90,8 @@ impl SourceFile {
     pub fn read_segments(&self, mut f: impl FnMut(Segment) -> Result<()>) -> Result<u64> {
         let size = self.meta.size;
         let (tx, rx) = mpsc::sync_channel::<Result<Segment>>(2);
+        // Buffers go back to the reader once used, so they are allocated and zeroed only once.
+        let (recycle_tx, recycle_rx) = mpsc::channel::<Vec<u8>>();
         std::thread::scope(|s| {
             s.spawn(move || {
                 let mut pos = 0u64;
@@ -85,7 +109,14 @@ impl SourceFile {
                     pos = data_start;
                     while pos < data_end {
                         let n = (data_end - pos).min(CHUNK as u64) as usize;
-                        let mut buf = vec![0u8; n];
+                        let mut buf = recycle_rx.try_recv().unwrap_or_default();
+                        buf.resize(n, 0);
+                        let chunk = |data| {
+                            Segment::Data(Arc::new(Chunk {
+                                data,
+                                home: recycle_tx.clone(),
+                            }))
+                        };
                         let got = match read_full_at(&self.file, &mut buf, pos) {
                             Ok(got) => got,
                             Err(e) => {
@@ -96,14 +127,14 @@ impl SourceFile {
                         if got < n {
                             // Shrunk while reading: report what was read; the caller sees the change.
                             buf.truncate(got);
-                            let _ = tx.send(Ok(Segment::Data(buf)));
+                            let _ = tx.send(Ok(chunk(buf)));
                             let _ = tx.send(Err(Error::io(
                                 &self.path,
                                 std::io::Error::other("file shrank while being read"),
                             )));
                             return;
                         }
-                        if tx.send(Ok(Segment::Data(buf))).is_err() {
+                        if tx.send(Ok(chunk(buf))).is_err() {
                             return;
                         }
                         pos += n as u64;
@@ -205,7 +236,7 @@ mod tests {
         let read = src
             .read_segments(|s| {
                 match s {
-                    Segment::Data(d) => rebuilt.extend(d),
+                    Segment::Data(d) => rebuilt.extend_from_slice(&d),
                     Segment::Hole(n) => {
                         holes += n;
                         rebuilt.extend(std::iter::repeat_n(0u8, n as usize));

@@ -41,7 +41,7 @@ const OPEN_OBJECTS: usize = 512;
 /// The store's configuration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {
-    /// Random id of this store.
+    /// Unique id of this store (blake3 of its path, the creating process and the time).
     pub store_id: [u8; 16],
     /// Creation time, ns since the epoch.
     pub created_ns: i64,
@@ -206,16 +206,6 @@ impl Store {
     /// The store's configuration.
     pub fn config(&self) -> &StoreConfig {
         &self.inner.config
-    }
-
-    /// Replaces the default policy (`init` semantics for later writes).
-    pub fn set_default_policy(&self, policy: Policy) -> Result<()> {
-        let config = StoreConfig {
-            policy,
-            ..self.inner.config.clone()
-        };
-        let sealed = envelope::seal(Kind::Config, &config.encode());
-        fsio::write_atomic(&self.root().join("config"), &self.tmp_dir(), &sealed)
     }
 
     /// Where temporary files go.
@@ -398,11 +388,16 @@ impl Store {
                 None => break,
             }
         }
+        // Intermediate levels are dropped as soon as the next is built: only the requested
+        // signature is cached, so memory stays at two signatures whatever the chain length.
         while let Some((sid, rec)) = chain.pop() {
             let what = format!("signature object {}", sid.short());
-            let sig = rec.resolve(base.as_deref(), &what)?;
-            let size = sig.memory_bytes();
-            base = Some(self.inner.signatures.insert(sid, Arc::new(sig), size));
+            let sig = Arc::new(rec.resolve(base.as_deref(), &what)?);
+            base = Some(sig);
+            if chain.is_empty() {
+                let size = base.as_ref().map_or(0, |s| s.memory_bytes());
+                base = base.map(|s| self.inner.signatures.insert(sid, s, size));
+            }
         }
         base.ok_or_else(|| Error::corrupt(format!("signature {}", id.short()), "empty chain"))
     }

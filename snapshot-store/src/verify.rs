@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+use crate::envelope::{self, Kind};
 use crate::error::{Error, Result};
 use crate::id::{ObjectId, VersionId};
 use crate::matcher::block_sig;
@@ -141,6 +142,7 @@ pub fn verify(store: &Store, opts: VerifyOptions) -> Result<VerifyReport> {
             referenced.insert(l);
         }
         referenced.insert(v.signature);
+        let what = format!("file version {}", v.id.short());
         match store.signature(&v.signature) {
             Ok(sig) if sig.file_size() != v.size => problems.push(Problem {
                 what: format!("signature object {}", v.signature.short()),
@@ -150,11 +152,46 @@ pub fn verify(store: &Store, opts: VerifyOptions) -> Result<VerifyReport> {
                     v.size
                 ),
             }),
+            Ok(sig) if sig.block_size != v.block_size => problems.push(Problem {
+                what: what.clone(),
+                error: format!(
+                    "block size {} differs from its signature's {}",
+                    v.block_size, sig.block_size
+                ),
+            }),
             Ok(_) => {}
             Err(e) => problems.push(problem(
                 format!("signature object {}", v.signature.short()),
                 &e,
             )),
+        }
+        if let Err(e) = check_object_name(store, &v.signature, Kind::Signature) {
+            problems.push(problem(
+                format!("signature object {}", v.signature.short()),
+                &e,
+            ));
+        }
+        let literal_len = crate::delta::literal_len(&v.ops);
+        match v.literal {
+            None if literal_len > 0 => problems.push(Problem {
+                what: what.clone(),
+                error: "has literal ops but no literal data object".into(),
+            }),
+            Some(l) => {
+                if let Ok(obj) = store.data_object(&l)
+                    && obj.logical_len() != literal_len
+                {
+                    problems.push(Problem {
+                        what: what.clone(),
+                        error: format!(
+                            "its ops use {literal_len} literal bytes, but data object {} holds {}",
+                            l.short(),
+                            obj.logical_len()
+                        ),
+                    });
+                }
+            }
+            None => {}
         }
         let mut sig_at = store
             .signature_record(&v.signature)
@@ -168,7 +205,10 @@ pub fn verify(store: &Store, opts: VerifyOptions) -> Result<VerifyReport> {
         }
         if let Some(cp) = v.map_checkpoint {
             referenced.insert(cp);
-            if let Err(e) = store.map_checkpoint(&cp) {
+            let checked = store
+                .map_checkpoint(&cp)
+                .and_then(|_| check_object_name(store, &cp, Kind::ExtentMap));
+            if let Err(e) = checked {
                 problems.push(problem(format!("extent-map object {}", cp.short()), &e));
             }
         }
@@ -215,6 +255,29 @@ pub fn verify(store: &Store, opts: VerifyOptions) -> Result<VerifyReport> {
     problems.dedup();
     report.problems = problems;
     Ok(report)
+}
+
+/// Checks that an envelope object's name is the hash of its payload.
+fn check_object_name(store: &Store, id: &ObjectId, kind: Kind) -> Result<()> {
+    let path = store.object_path(id);
+    let what = format!("{} {}", kind.noun(), id.short());
+    let payload = envelope::open(kind, &crate::fsio::read_file(&path)?, &what)?;
+    let got = match kind {
+        Kind::Signature => {
+            crate::signature::SignatureRecord::decode(&payload, &what)?
+                .encode()
+                .0
+        }
+        _ => crate::filewrite::map_object_id(&payload),
+    };
+    if got != *id {
+        return Err(Error::ChecksumMismatch {
+            what,
+            expected: id.short(),
+            got: got.short(),
+        });
+    }
+    Ok(())
 }
 
 fn problem(what: String, e: &Error) -> Problem {

@@ -1,9 +1,9 @@
 //! File version records: one state of one file, its place in a chain, and how to rebuild it.
 //!
 //! A record is named by its [`VersionId`] (the blake3 of the file's content), stored at
-//! `versions/<first two hex digits>/<id>`. Because deltas reference their base *version*, not
-//! physical objects, a record may later be rewritten as a full (delta merging) without touching
-//! any version that uses it as a base.
+//! `versions/<first two hex digits>/<id>`. Deltas reference their base *version*, not physical
+//! objects, so that delta merging (a later feature) can store a version as a full under the same
+//! id without touching any version that uses it as a base.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
 use std::fmt;
@@ -141,6 +141,9 @@ impl FileVersion {
         }
         if base == Some(id) {
             return Err(d.error("version is its own base"));
+        }
+        if kind == VersionKind::Differential && depth != 1 {
+            return Err(d.error("a differential version must have depth 1"));
         }
         let base_size = if base.is_some() { Some(u64::MAX) } else { None };
         let ops = decode_ops(&mut d, size, base_size)?;

@@ -99,8 +99,8 @@ struct Job {
 struct Walk {
     tree: TreeBuilder,
     jobs: Vec<Job>,
-    /// (link node, first node) for hard links to a file already seen.
-    links: Vec<(usize, usize)>,
+    /// (link node, first node, link path) for hard links to a file already seen.
+    links: Vec<(usize, usize, String)>,
     errors: Vec<EntryError>,
     unchanged: u64,
 }
@@ -212,7 +212,7 @@ pub fn write_snapshot(
             e.content = Some(*content);
         }
     }
-    for (link, first) in &walk.links {
+    for (link, first, rel) in &walk.links {
         match contents
             .get(first)
             .copied()
@@ -223,7 +223,13 @@ pub fn write_snapshot(
                     e.content = Some(c);
                 }
             }
-            None => walk.tree.remove(*link),
+            None => {
+                walk.tree.remove(*link);
+                walk.errors.push(EntryError {
+                    path: rel.clone(),
+                    error: "hard link to a file that could not be backed up".into(),
+                });
+            }
         }
     }
     reports.sort_by(|a, b| a.path.cmp(&b.path));
@@ -458,7 +464,7 @@ fn add_entry(
                 };
                 entry.hardlink = group;
                 let node = w.tree.add(parent, entry);
-                w.links.push((node, first));
+                w.links.push((node, first, rel));
                 return;
             }
         }

@@ -12,12 +12,16 @@ use crate::human;
 pub fn run(store: &Store, json: bool) -> Result<ExitCode> {
     let mut rows = Vec::new();
     for id in store.snapshot_ids()? {
-        rows.push(store.snapshot(&id)?);
+        let snap = store.snapshot(&id)?;
+        // What the snapshot added: its new objects and versions, plus its own manifest.
+        let manifest = std::fs::metadata(store.snapshot_path(&id)).map_or(0, |m| m.len());
+        let stored = snap.stats.stored_bytes + manifest;
+        rows.push((snap, stored));
     }
     if json {
         let out: Vec<_> = rows
             .iter()
-            .map(|s| {
+            .map(|(s, stored)| {
                 json!({
                     "id": s.id.as_str(),
                     "time": rfc3339(s.time_ns),
@@ -26,7 +30,7 @@ pub fn run(store: &Store, json: bool) -> Result<ExitCode> {
                     "files": s.stats.files,
                     "dirs": s.stats.dirs,
                     "bytes": s.stats.bytes,
-                    "stored_bytes": s.stats.stored_bytes,
+                    "stored_bytes": stored,
                     "files_new": s.stats.files_new,
                     "files_changed": s.stats.files_changed,
                     "files_unchanged": s.stats.files_unchanged,
@@ -45,14 +49,14 @@ pub fn run(store: &Store, json: bool) -> Result<ExitCode> {
         "{:<24} {:<21} {:>9} {:>12} {:>12}  SOURCE",
         "ID", "TIME (UTC)", "FILES", "SIZE", "STORED"
     );
-    for s in rows {
+    for (s, stored) in rows {
         println!(
             "{:<24} {:<21} {:>9} {:>12} {:>12}  {}",
             s.id.as_str(),
             rfc3339(s.time_ns),
             s.stats.files,
             human::size(s.stats.bytes),
-            human::size(s.stats.stored_bytes),
+            human::size(stored),
             String::from_utf8_lossy(&s.source)
         );
     }

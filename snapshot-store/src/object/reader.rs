@@ -4,9 +4,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use super::{
-    CODEC_RAW, CODEC_ZSTD, END_MAGIC, HEADER_LEN, INDEX_ENTRY_LEN, MAGIC, TRAILER_LEN, header,
-};
+use super::{CODEC_RAW, CODEC_ZSTD, END_MAGIC, HEADER_LEN, INDEX_ENTRY_LEN, MAGIC, TRAILER_LEN};
 use crate::codec::Decoder;
 use crate::envelope::{FORMAT_VERSION, hex8};
 use crate::error::{Error, IoContext, Result};
@@ -74,10 +72,13 @@ impl DataObject {
                 supported: FORMAT_VERSION,
             });
         }
-        d.u16()?;
+        let reserved = d.u16()?;
         let frame_size = d.u32()?;
-        if head != header(frame_size) {
-            return Err(Error::corrupt(&what, "damaged header"));
+        if reserved != 0 || head.get(16..).is_some_and(|r| r.iter().any(|&b| b != 0)) {
+            return Err(Error::corrupt(
+                &what,
+                "damaged header (reserved bytes are not zero)",
+            ));
         }
         if frame_size == 0 || frame_size > 64 << 20 {
             return Err(Error::corrupt(

@@ -729,6 +729,23 @@ mod tests {
         assert_eq!(out.sig_runs, full.sig_runs);
     }
 
+    #[test]
+    fn edits_in_place_are_found_without_sliding() {
+        let base = pseudo(400_000, 6);
+        let (_, base_sig) = run(None, &base, 4096, 65536);
+        let mut new = base.clone();
+        // One byte, a block-straddling run, and a 20 KiB rewrite, all in place.
+        new[10_000] ^= 1;
+        new[100_000..106_000].copy_from_slice(&pseudo(6000, 7));
+        new[200_000..220_480].copy_from_slice(&pseudo(20_480, 8));
+        let (out, sig) = run(Some((&base, &base_sig)), &new, 4096, 65536);
+        check_sig(&sig, &new);
+        // Each edit costs only the blocks it touches: 1 + 2 + 6 blocks.
+        assert_eq!(out.stats.literal, 9 * 4096, "{:?}", out.stats);
+        // And the signature keeps the base's tiling: same number of blocks.
+        assert_eq!(sig.blocks.len(), base_sig.blocks.len());
+    }
+
     fn edit_strategy() -> impl Strategy<Value = (u8, usize, usize, u64)> {
         (0u8..6, any::<usize>(), 0usize..3000, any::<u64>())
     }

@@ -286,7 +286,7 @@ fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> std::io::R
 
 #[cfg(test)]
 mod tests {
-    use super::super::DataObjectWriter;
+    use super::super::{DataObjectWriter, header};
     use super::*;
 
     fn write_object(dir: &Path, data: &[u8]) -> (ObjectId, PathBuf) {
@@ -334,6 +334,23 @@ mod tests {
             let result = DataObject::open(id, &path)
                 .and_then(|o| (0..o.frames().len()).try_for_each(|f| o.read_frame(f).map(|_| ())));
             assert!(result.is_err(), "flip at {i} not detected");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn garbage_files_never_panic(data: Vec<u8>, tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("o");
+            // Garbage alone, and garbage with a valid-looking header and end magic.
+            for bytes in [data.clone(), [&header(131072)[..], &data, &tail, END_MAGIC].concat()] {
+                std::fs::write(&path, &bytes).unwrap();
+                if let Ok(o) = DataObject::open(ObjectId([0; 32]), &path) {
+                    for f in 0..o.frames().len() {
+                        let _ = o.read_frame(f);
+                    }
+                }
+            }
         }
     }
 

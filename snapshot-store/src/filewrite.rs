@@ -344,7 +344,7 @@ impl FileWriter<'_> {
         let mut store_err = None;
         let mut over_limit = false;
         // The content hash runs on its own thread, beside the matcher, on the same buffers.
-        let (hash_tx, hash_rx) = std::sync::mpsc::sync_channel::<Segment>(4);
+        let (hash_tx, hash_rx) = std::sync::mpsc::sync_channel::<Segment>(2);
         let (read, id) = std::thread::scope(|scope| {
             let hashing = scope.spawn(move || {
                 let mut hasher = blake3::Hasher::new();
@@ -393,7 +393,7 @@ impl FileWriter<'_> {
             }
             (Ok(r), None) => r,
         };
-        let out = matcher.finish(&mut sink).map_err(Failure::Store)?;
+        let mut out = matcher.finish(&mut sink).map_err(Failure::Store)?;
         let literal = if out.stats.literal > 0 {
             Some(sink.finish().map_err(Failure::Store)?)
         } else {
@@ -452,8 +452,7 @@ impl FileWriter<'_> {
             Some(d) => {
                 let chain = self
                     .store
-                    .signature_record(&d.base.signature)
-                    .map(|r| r.chain)
+                    .signature_chain(&d.base.signature)
                     .map_err(Failure::Store)?;
                 let runs = SignatureRecord {
                     block_size,
@@ -461,13 +460,13 @@ impl FileWriter<'_> {
                     block_count: out.block_count,
                     base: Some(d.base.signature),
                     chain: chain + 1,
-                    runs: out.sig_runs.clone(),
+                    runs: std::mem::take(&mut out.sig_runs),
                 };
                 if chain + 1 > SIGNATURE_CHAIN_MAX {
                     let complete: Signature = runs
                         .resolve(Some(&d.base_sig), "new signature")
                         .map_err(Failure::Store)?;
-                    SignatureRecord::complete(&complete)
+                    SignatureRecord::complete(complete)
                 } else {
                     runs
                 }
@@ -478,10 +477,11 @@ impl FileWriter<'_> {
                 block_count: out.block_count,
                 base: None,
                 chain: 0,
-                runs: out.sig_runs.clone(),
+                runs: std::mem::take(&mut out.sig_runs),
             },
         };
         let (sig_id, sig_payload) = sig_record.encode();
+        drop(sig_record);
         envelopes.push((sig_id, Kind::Signature, sig_payload));
 
         let (kind, depth, deltas_since_full, full, base) = match &delta {
@@ -581,7 +581,7 @@ fn write_zeros(sink: &mut dyn LiteralSink, mut n: u64) -> Result<()> {
 fn hash_zeros(hasher: &mut blake3::Hasher, mut n: u64) {
     while n > 0 {
         let k = n.min(16 << 20) as usize;
-        hasher.update_rayon(zeros(k));
+        hasher.update(zeros(k));
         n -= k as u64;
     }
 }

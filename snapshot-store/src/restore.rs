@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, IoContext, Result};
 use crate::meta;
+use crate::read::Window;
 use crate::signature::is_zero;
 use crate::snapshot::{Entry, EntryKind, Snapshot};
 use crate::store::Store;
@@ -208,41 +209,36 @@ impl Restorer<'_> {
         // Keep holes: the map's holes are never written; zero blocks of a sparse original neither.
         let sparse = e.meta.blocks.saturating_mul(512) < e.meta.size;
         let mut hasher = self.opts.verify.then(blake3::Hasher::new);
-        let mut buf = vec![0u8; 1 << 20];
-        for piece in reader.map().pieces(0, reader.size()).collect::<Vec<_>>() {
-            let mut off = piece.file_offset;
-            let end = piece.file_offset + piece.len;
-            if piece.source.is_none() {
-                if let Some(h) = hasher.as_mut() {
-                    hash_zeros(h, piece.len);
+        reader.stream(|window| {
+            match window {
+                Window::Hole { len, .. } => {
+                    if let Some(h) = hasher.as_mut() {
+                        hash_zeros(h, len);
+                    }
                 }
-                continue;
-            }
-            while off < end {
-                let n = ((end - off) as usize).min(buf.len());
-                let chunk = &mut buf[..n];
-                reader.read_at(off, chunk)?;
-                if let Some(h) = hasher.as_mut() {
-                    h.update(chunk);
+                Window::Data { offset, bytes } => {
+                    if let Some(h) = hasher.as_mut() {
+                        h.update(bytes);
+                    }
+                    write_sparse(&file, bytes, offset, sparse).at(dest)?;
                 }
-                write_sparse(&file, chunk, off, sparse).at(dest)?;
-                off += n as u64;
             }
-        }
+            Ok(())
+        })?;
         file.set_len(reader.size()).at(dest)?;
         if let Some(h) = hasher {
-            let got = crate::id::VersionId::from(h.finalize());
-            if got != content.version {
-                return Err(Error::ChecksumMismatch {
-                    what: format!(
-                        "file version {} (restoring {})",
-                        content.version.short(),
-                        dest.display()
-                    ),
-                    expected: content.version.short(),
-                    got: got.short(),
-                });
-            }
+            reader.check_hash(h).map_err(|e| match e {
+                Error::ChecksumMismatch {
+                    what,
+                    expected,
+                    got,
+                } => Error::ChecksumMismatch {
+                    what: format!("{what} (restoring {})", dest.display()),
+                    expected,
+                    got,
+                },
+                other => other,
+            })?;
         }
         file.sync_all().at(dest)?;
         drop(file);

@@ -120,14 +120,14 @@ const DERIVE_CONTEXT: &str = "backup-fs 2026-11 signature object";
 
 impl SignatureRecord {
     /// A self-contained record holding every block of `sig`.
-    pub fn complete(sig: &Signature) -> Self {
+    pub fn complete(sig: Signature) -> Self {
         SignatureRecord {
             block_size: sig.block_size,
             file_size: sig.file_size(),
             block_count: sig.blocks.len() as u32,
             base: None,
             chain: 0,
-            runs: vec![SigRun::New(sig.blocks.clone())],
+            runs: vec![SigRun::New(sig.blocks)],
         }
     }
 
@@ -252,9 +252,10 @@ impl SignatureRecord {
 
     /// Resolves the record into a complete signature, given its base (required iff `base` is set).
     pub fn resolve(self, base: Option<&Signature>, what: &str) -> Result<Signature> {
-        let mut blocks = Vec::with_capacity(self.block_count as usize);
+        let mut blocks = Vec::new();
         for run in self.runs {
             match run {
+                SigRun::New(b) if blocks.is_empty() => blocks = b,
                 SigRun::New(mut b) => blocks.append(&mut b),
                 SigRun::Base { start, count } => {
                     let base =
@@ -296,7 +297,7 @@ mod tests {
     #[test]
     fn complete_and_run_records_roundtrip_and_resolve() {
         let base = Signature::new(4096, vec![block(4096, 1), block(4096, 2), block(100, 3)]);
-        let rec = SignatureRecord::complete(&base);
+        let rec = SignatureRecord::complete(base.clone());
         let (id, payload) = rec.encode();
         let back = SignatureRecord::decode(&payload, "sig").unwrap();
         assert_eq!(back, rec);

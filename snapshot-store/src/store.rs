@@ -96,6 +96,8 @@ struct Inner {
     versions: Mutex<LruCache<VersionId, Arc<FileVersion>>>,
     maps: ByteLru<VersionId, ExtentMap>,
     signatures: ByteLru<ObjectId, Signature>,
+    /// How many run-encoded levels each signature seen so far sits above a complete one.
+    signature_chains: Mutex<std::collections::HashMap<ObjectId, u16>>,
     snapshots: Mutex<LruCache<SnapshotId, Arc<Snapshot>>>,
 }
 
@@ -193,6 +195,7 @@ impl Store {
                 versions: Mutex::new(LruCache::new(n(4096))),
                 maps: ByteLru::new((options.cache_bytes / 2).max(16 << 20)),
                 signatures: ByteLru::new(256 << 20),
+                signature_chains: Mutex::new(std::collections::HashMap::new()),
                 snapshots: Mutex::new(LruCache::new(n(64))),
             }),
         })
@@ -375,6 +378,7 @@ impl Store {
                 break;
             }
             let rec = self.signature_record(&at)?;
+            self.inner.signature_chains.lock().insert(at, rec.chain);
             let next = rec.base;
             chain.push((at, rec));
             match next {
@@ -400,6 +404,17 @@ impl Store {
             }
         }
         base.ok_or_else(|| Error::corrupt(format!("signature {}", id.short()), "empty chain"))
+    }
+
+    /// The `chain` field of signature `id` (run-encoded levels above a complete signature),
+    /// remembered from an earlier [`Store::signature`] call where possible.
+    pub fn signature_chain(&self, id: &ObjectId) -> Result<u16> {
+        if let Some(&c) = self.inner.signature_chains.lock().get(id) {
+            return Ok(c);
+        }
+        let chain = self.signature_record(id)?.chain;
+        self.inner.signature_chains.lock().insert(*id, chain);
+        Ok(chain)
     }
 
     /// Opens (or returns the cached) data object `id`.

@@ -13,6 +13,7 @@ use crate::envelope::{self, Kind};
 use crate::error::{Error, Result};
 use crate::id::{ObjectId, VersionId};
 use crate::matcher::block_sig;
+use crate::read::Window;
 use crate::rolling::Roller;
 use crate::snapshot::{EntryKind, Storage};
 use crate::store::Store;
@@ -333,41 +334,49 @@ fn check_version(
     };
     let roller = sig.as_ref().map(|s| Roller::new(s.block_size as usize));
     let mut hasher = blake3::Hasher::new();
-    let mut buf = vec![0u8; 4 << 20];
     let mut pending: Vec<u8> = Vec::new();
     let mut block = 0usize;
-    let mut off = 0u64;
-    while off < reader.size() {
-        let n = reader.read_at(off, &mut buf)?;
-        let chunk = &buf[..n];
+    let mut feed = |chunk: &[u8]| -> Result<()> {
         hasher.update(chunk);
-        if let (Some(sig), Some(roller)) = (&sig, &roller) {
-            pending.extend_from_slice(chunk);
-            let mut used = 0usize;
-            while let Some(b) = sig.blocks.get(block) {
-                let len = b.len as usize;
-                if pending.len() - used < len {
-                    break;
-                }
-                if block_sig(roller, &pending[used..used + len]) != *b {
-                    return Err(Error::corrupt(
-                        format!(
-                            "signature object {}",
-                            rec.map(|r| r.signature.short()).unwrap_or_default()
-                        ),
-                        format!(
-                            "block {block} does not match the content of version {}",
-                            v.short()
-                        ),
-                    ));
-                }
-                used += len;
-                block += 1;
+        let (Some(sig), Some(roller)) = (&sig, &roller) else {
+            return Ok(());
+        };
+        pending.extend_from_slice(chunk);
+        let mut used = 0usize;
+        while let Some(b) = sig.blocks.get(block) {
+            let len = b.len as usize;
+            if pending.len() - used < len {
+                break;
             }
-            pending.drain(..used);
+            if block_sig(roller, &pending[used..used + len]) != *b {
+                return Err(Error::corrupt(
+                    format!(
+                        "signature object {}",
+                        rec.map(|r| r.signature.short()).unwrap_or_default()
+                    ),
+                    format!(
+                        "block {block} does not match the content of version {}",
+                        v.short()
+                    ),
+                ));
+            }
+            used += len;
+            block += 1;
         }
-        off += n as u64;
-    }
+        pending.drain(..used);
+        Ok(())
+    };
+    reader.stream(|window| match window {
+        Window::Data { bytes, .. } => feed(bytes),
+        Window::Hole { mut len, .. } => {
+            while len > 0 {
+                let n = len.min(1 << 20);
+                feed(crate::matcher::zeros(n as usize))?;
+                len -= n;
+            }
+            Ok(())
+        }
+    })?;
     let got = VersionId::from(hasher.finalize());
     if got != v {
         return Err(Error::ChecksumMismatch {

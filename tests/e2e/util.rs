@@ -46,9 +46,10 @@ impl Env {
         c
     }
 
-    /// Runs the binary; returns its output whatever the exit status.
+    /// Runs the binary; returns its output whatever the exit status. A run that takes longer
+    /// than [`TIMEOUT`] is killed and fails the test (a hang must not stall the suite).
     pub fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).stdin(Stdio::null()).output().unwrap()
+        run_with_timeout(self.cmd(args), args)
     }
 
     /// Runs the binary, requires success, returns stdout as text.
@@ -91,6 +92,48 @@ impl Env {
             String::from_utf8_lossy(&out.stderr)
         );
         out.stdout
+    }
+}
+
+/// Longest any single command of the tests may run.
+pub const TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Runs `cmd` to completion, collecting its output, or kills it after [`TIMEOUT`] and panics.
+pub fn run_with_timeout(mut cmd: Command, what: &[&str]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut v).unwrap();
+        v
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut v).unwrap();
+        v
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("backup-fs {what:?} did not finish within {TIMEOUT:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out_thread.join().unwrap(),
+        stderr: err_thread.join().unwrap(),
     }
 }
 

@@ -237,6 +237,25 @@ impl Snapshot {
     /// The root directory's index.
     pub const ROOT: u32 = 0;
 
+    /// Bytes of memory this snapshot holds (for cache accounting).
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self
+                .entries
+                .iter()
+                .map(|e| {
+                    std::mem::size_of::<Entry>()
+                        + e.name.len()
+                        + e.target.as_ref().map_or(0, Vec::len)
+                        + e.meta
+                            .xattrs
+                            .iter()
+                            .map(|(k, v)| k.len() + v.len() + 48)
+                            .sum::<usize>()
+                })
+                .sum::<usize>()
+    }
+
     /// The entry at `index`.
     pub fn entry(&self, index: u32) -> Option<&Entry> {
         self.entries.get(index as usize)

@@ -76,7 +76,9 @@ impl StoreConfig {
 /// Tuning for an opened store.
 #[derive(Debug, Clone, Copy)]
 pub struct StoreOptions {
-    /// Bytes of decoded frames cached (shared by all readers).
+    /// Bytes of decoded frames cached (shared by all readers). Extent maps and snapshot manifests
+    /// may use up to half of this again each, version records an eighth: memory stays bounded by
+    /// this one number whatever is read.
     pub cache_bytes: usize,
 }
 
@@ -93,12 +95,12 @@ struct Inner {
     config: StoreConfig,
     frames: ByteLru<(ObjectId, u32), Vec<u8>>,
     objects: Mutex<LruCache<ObjectId, Arc<DataObject>>>,
-    versions: Mutex<LruCache<VersionId, Arc<FileVersion>>>,
+    versions: ByteLru<VersionId, FileVersion>,
     maps: ByteLru<VersionId, ExtentMap>,
     signatures: ByteLru<ObjectId, Signature>,
     /// How many run-encoded levels each signature seen so far sits above a complete one.
     signature_chains: Mutex<std::collections::HashMap<ObjectId, u16>>,
-    snapshots: Mutex<LruCache<SnapshotId, Arc<Snapshot>>>,
+    snapshots: ByteLru<SnapshotId, Snapshot>,
 }
 
 /// An open store.
@@ -192,11 +194,11 @@ impl Store {
                 config,
                 frames: ByteLru::new(options.cache_bytes),
                 objects: Mutex::new(LruCache::new(n(OPEN_OBJECTS))),
-                versions: Mutex::new(LruCache::new(n(4096))),
+                versions: ByteLru::new((options.cache_bytes / 8).max(8 << 20)),
                 maps: ByteLru::new((options.cache_bytes / 2).max(16 << 20)),
                 signatures: ByteLru::new(256 << 20),
                 signature_chains: Mutex::new(std::collections::HashMap::new()),
-                snapshots: Mutex::new(LruCache::new(n(64))),
+                snapshots: ByteLru::new((options.cache_bytes / 2).max(32 << 20)),
             }),
         })
     }
@@ -287,8 +289,8 @@ impl Store {
 
     /// Loads (or returns the cached) snapshot `id`.
     pub fn snapshot(&self, id: &SnapshotId) -> Result<Arc<Snapshot>> {
-        if let Some(s) = self.inner.snapshots.lock().get(id) {
-            return Ok(Arc::clone(s));
+        if let Some(s) = self.inner.snapshots.get(id) {
+            return Ok(s);
         }
         let path = self.snapshot_path(id);
         let bytes = fs::read(&path).map_err(|e| {
@@ -306,18 +308,17 @@ impl Store {
                 format!("manifest says it is snapshot {}", snap.id),
             ));
         }
-        let snap = Arc::new(snap);
-        self.inner
+        let size = snap.memory_bytes();
+        Ok(self
+            .inner
             .snapshots
-            .lock()
-            .put(id.clone(), Arc::clone(&snap));
-        Ok(snap)
+            .insert(id.clone(), Arc::new(snap), size))
     }
 
     /// Loads (or returns the cached) version record `id`.
     pub fn version(&self, id: &VersionId) -> Result<Arc<FileVersion>> {
-        if let Some(v) = self.inner.versions.lock().get(id) {
-            return Ok(Arc::clone(v));
+        if let Some(v) = self.inner.versions.get(id) {
+            return Ok(v);
         }
         let path = self.version_path(id);
         let what = format!("file version {} ({})", id.short(), path.display());
@@ -331,13 +332,9 @@ impl Store {
                 Error::io(&path, e)
             }
         })?;
-        let v = Arc::new(FileVersion::decode(
-            &envelope::open(Kind::Version, &bytes, &what)?,
-            id,
-            &what,
-        )?);
-        self.inner.versions.lock().put(*id, Arc::clone(&v));
-        Ok(v)
+        let v = FileVersion::decode(&envelope::open(Kind::Version, &bytes, &what)?, id, &what)?;
+        let size = v.memory_bytes();
+        Ok(self.inner.versions.insert(*id, Arc::new(v), size))
     }
 
     /// Reads and opens an envelope object (signature or extent map) `id` of `kind`.

@@ -85,6 +85,11 @@ pub struct FileVersion {
 }
 
 impl FileVersion {
+    /// Bytes of memory this record holds (for cache accounting).
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Self>() + self.ops.len() * std::mem::size_of::<DeltaOp>()
+    }
+
     /// Encodes the record's payload.
     pub fn encode(&self) -> Vec<u8> {
         let mut e = Encoder::new();

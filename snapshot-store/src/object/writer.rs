@@ -15,6 +15,12 @@ use crate::matcher::LiteralSink;
 
 /// Frames compressed together in one parallel batch.
 const BATCH: usize = 16;
+/// After this many frames in a row did not compress, only every [`PROBE_EVERY`]th frame is tried
+/// (incompressible data — media, encrypted or already compressed files — is stored raw at disk
+/// speed instead of being run through zstd for nothing).
+const INCOMPRESSIBLE_STREAK: u32 = 8;
+/// See [`INCOMPRESSIBLE_STREAK`].
+const PROBE_EVERY: u64 = 16;
 
 /// A data object written to a temporary file, not yet in the store.
 #[derive(Debug)]
@@ -48,6 +54,7 @@ pub struct DataObjectWriter {
     hasher: blake3::Hasher,
     logical_len: u64,
     stored_len: u64,
+    raw_streak: u32,
 }
 
 impl DataObjectWriter {
@@ -66,6 +73,7 @@ impl DataObjectWriter {
             hasher: blake3::Hasher::new(),
             logical_len: 0,
             stored_len: HEADER_LEN,
+            raw_streak: 0,
         })
     }
 
@@ -106,12 +114,30 @@ impl DataObjectWriter {
 
     fn flush_batch(&mut self) -> Result<()> {
         let level = self.level;
+        let skipping = self.raw_streak >= INCOMPRESSIBLE_STREAK;
+        let first = self.frames;
         let frames: Vec<StoredFrame> = self
             .batch
             .par_drain(..)
-            .map(|raw| compress_frame(raw, level))
+            .enumerate()
+            .map(|(i, raw)| {
+                let probe = (first + i as u64).is_multiple_of(PROBE_EVERY);
+                compress_frame(
+                    raw,
+                    if skipping && !probe {
+                        None
+                    } else {
+                        Some(level)
+                    },
+                )
+            })
             .collect();
         for f in frames {
+            if f.codec == CODEC_RAW {
+                self.raw_streak = self.raw_streak.saturating_add(1);
+            } else {
+                self.raw_streak = 0;
+            }
             self.file.write_all(&f.bytes).at(&self.temp)?;
             self.stored_len += f.bytes.len() as u64;
             self.index.push(f.codec);
@@ -183,10 +209,10 @@ fn zstd_compress(raw: &[u8], level: i32) -> Option<Vec<u8>> {
     })
 }
 
-fn compress_frame(raw: Vec<u8>, level: i32) -> StoredFrame {
+/// Stores a frame, compressed at `level` when that saves at least 1/32 of it (`None`: raw).
+fn compress_frame(raw: Vec<u8>, level: Option<i32>) -> StoredFrame {
     let raw_len = raw.len() as u32;
-    // Keep the compressed form only when it saves at least 1/32 of the frame.
-    let (codec, bytes) = match zstd_compress(&raw, level) {
+    let (codec, bytes) = match level.and_then(|l| zstd_compress(&raw, l)) {
         Some(c) if c.len() < raw.len() - raw.len() / 32 => (CODEC_ZSTD, c),
         _ => (CODEC_RAW, raw),
     };

@@ -71,6 +71,21 @@ pub enum Command {
         #[arg(long, value_name = "SUBPATH")]
         path: Option<String>,
     },
+    /// Show every snapshot as a read-only directory at MOUNTPOINT until Ctrl-C (or unmount).
+    Mount {
+        /// An empty directory to mount on.
+        mountpoint: PathBuf,
+        /// Memory for decoded data shared by all readers (manifests and maps may use as much
+        /// again).
+        #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "256MiB")]
+        cache_size: u64,
+        /// Threads serving requests.
+        #[arg(long, value_name = "N", default_value_t = 4)]
+        threads: usize,
+        /// Let other users see the mount (the backed-up permissions still apply).
+        #[arg(long)]
+        allow_other: bool,
+    },
     /// Check the store; exits non-zero and lists what is wrong.
     Verify {
         /// Also rebuild every file version and check it against its blake3.

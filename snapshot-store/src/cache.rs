@@ -52,6 +52,11 @@ impl<K: Hash + Eq, V> ByteLru<K, V> {
         }
     }
 
+    /// True when `key` is cached (does not change its recency).
+    pub fn contains(&self, key: &K) -> bool {
+        self.inner.lock().map.contains(key)
+    }
+
     /// Inserts `value` of `size` bytes, evicting least recently used entries beyond capacity.
     /// Values larger than the whole capacity are returned without being cached.
     pub fn insert(&self, key: K, value: Arc<V>, size: usize) -> Arc<V> {

@@ -212,6 +212,34 @@ impl ExtentMap {
         })
     }
 
+    /// The first offset at or after `offset` that holds data (`SEEK_DATA`); `None` when there
+    /// is none before the end.
+    pub fn next_data(&self, offset: u64) -> Option<u64> {
+        if offset >= self.size {
+            return None;
+        }
+        let i = self.find(offset);
+        (i..self.extents.len())
+            .find(|&k| self.extents.get(k).is_some_and(|e| e.object != HOLE))
+            .map(|k| self.extents.get(k).map_or(offset, |e| e.start).max(offset))
+    }
+
+    /// The first offset at or after `offset` that is a hole, the end of the version counting as
+    /// one (`SEEK_HOLE`); `None` when `offset` is at or past the end.
+    pub fn next_hole(&self, offset: u64) -> Option<u64> {
+        if offset >= self.size {
+            return None;
+        }
+        let i = self.find(offset);
+        Some(
+            (i..self.extents.len())
+                .find(|&k| self.extents.get(k).is_some_and(|e| e.object == HOLE))
+                .map_or(self.size, |k| {
+                    self.extents.get(k).map_or(offset, |e| e.start).max(offset)
+                }),
+        )
+    }
+
     /// Bytes of the version that are holes.
     pub fn hole_bytes(&self) -> u64 {
         (0..self.extents.len())
@@ -356,6 +384,30 @@ mod tests {
         assert_eq!(back, delta);
         assert_eq!(delta.pieces(3, 3).map(|p| p.len).sum::<u64>(), 3);
         assert_eq!(delta.pieces(8, 100).map(|p| p.len).sum::<u64>(), 1);
+    }
+
+    #[test]
+    fn seek_data_and_hole() {
+        let m = ExtentMap::compose(
+            &[
+                DeltaOp::Hole { len: 10 },
+                DeltaOp::Literal { len: 5 },
+                DeltaOp::Hole { len: 5 },
+            ],
+            Some(id(1)),
+            None,
+            "m",
+        )
+        .unwrap();
+        assert_eq!(m.next_data(0), Some(10));
+        assert_eq!(m.next_data(12), Some(12));
+        assert_eq!(m.next_data(16), None);
+        assert_eq!(m.next_hole(0), Some(0));
+        assert_eq!(m.next_hole(11), Some(15));
+        assert_eq!(m.next_hole(20), None);
+        let full =
+            ExtentMap::compose(&[DeltaOp::Literal { len: 7 }], Some(id(1)), None, "f").unwrap();
+        assert_eq!(full.next_hole(3), Some(7), "the end counts as a hole");
     }
 
     #[test]

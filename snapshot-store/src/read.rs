@@ -68,7 +68,43 @@ impl FileReader {
     fn read_object(&self, id: &ObjectId, off: u64, out: &mut [u8]) -> Result<()> {
         let obj = self.store.data_object(id)?;
         self.check_range(&obj, off, out.len())?;
-        copy_frames(&obj, off, out, |i| self.store.frame(&obj, i))
+        let fs = u64::from(obj.frame_size());
+        let mut done = 0usize;
+        let mut pos = off;
+        while done < out.len() {
+            let index = (pos / fs) as u32;
+            let within = (pos % fs) as usize;
+            let frame_len = obj
+                .frames()
+                .get(index as usize)
+                .map_or(0, |f| f.raw_len as usize);
+            let n = (frame_len - within.min(frame_len)).min(out.len() - done);
+            if within == 0
+                && n == frame_len
+                && frame_len > 0
+                && !self.store.frame_cached(&obj, index)
+            {
+                // The read covers the whole frame: decode straight into the caller's buffer (a
+                // sequential reader would not come back to it).
+                obj.read_frame_into(index as usize, &mut out[done..done + n])?;
+            } else {
+                let frame = self.store.frame(&obj, index)?;
+                let avail = frame.len().saturating_sub(within).min(n);
+                if avail == 0 {
+                    return Err(Error::corrupt(
+                        obj.describe(),
+                        format!("frame {index} is shorter than its index says"),
+                    ));
+                }
+                out[done..done + avail].copy_from_slice(&frame[within..within + avail]);
+                done += avail;
+                pos += avail as u64;
+                continue;
+            }
+            done += n;
+            pos += n as u64;
+        }
+        Ok(())
     }
 
     fn check_range(&self, obj: &DataObject, off: u64, len: usize) -> Result<()> {

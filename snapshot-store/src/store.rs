@@ -433,6 +433,11 @@ impl Store {
         })
     }
 
+    /// True when frame `frame` of `obj` is in the shared cache.
+    pub fn frame_cached(&self, obj: &DataObject, frame: u32) -> bool {
+        self.inner.frames.contains(&(obj.id(), frame))
+    }
+
     /// Loads an extent-map checkpoint object.
     pub fn map_checkpoint(&self, id: &ObjectId) -> Result<ExtentMap> {
         let (payload, what) = self.envelope_object(id, Kind::ExtentMap)?;

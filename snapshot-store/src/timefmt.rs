@@ -42,6 +42,33 @@ pub fn rfc3339(ns: i64) -> String {
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The time (ns since the epoch) of an id stamp `YYYY-MM-DDTHH-MM-SSZ` (a suffix is ignored).
+pub fn parse_id_stamp(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    if b.len() < 20 || b.get(10) != Some(&b'T') || b.get(19) != Some(&b'Z') {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let days = days_from_civil(y, mo as u32, d as u32);
+    Some((days * 86_400 + h * 3600 + mi * 60 + sec) * 1_000_000_000)
+}
+
 /// Nanoseconds since the Unix epoch now.
 pub fn now_ns() -> i64 {
     match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
@@ -63,5 +90,12 @@ mod tests {
         assert_eq!(rfc3339(ns), "2026-11-22T07:15:03Z");
         assert_eq!(rfc3339(951_782_400 * 1_000_000_000), "2000-02-29T00:00:00Z");
         assert_eq!(rfc3339(-1_000_000_000), "1969-12-31T23:59:59Z");
+        assert_eq!(parse_id_stamp("2026-11-22T07-15-03Z"), Some(ns));
+        assert_eq!(parse_id_stamp("2026-11-22T07-15-03Z-04"), Some(ns));
+        assert_eq!(
+            parse_id_stamp(&id_stamp(951_782_400 * 1_000_000_000)),
+            Some(951_782_400 * 1_000_000_000)
+        );
+        assert_eq!(parse_id_stamp("2026-13-22T07-15-03Z"), None);
     }
 }

@@ -4,6 +4,7 @@ mod cat;
 mod init;
 mod list;
 mod log;
+mod mount;
 mod restore;
 mod verify;
 mod write;
@@ -36,6 +37,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             path,
         } => restore::run(&open(store_dir)?, &snapshot, &target, path.as_deref()),
         Command::Verify { read_data, json } => verify::run(&open(store_dir)?, read_data, json),
+        Command::Mount {
+            mountpoint,
+            cache_size,
+            threads,
+            allow_other,
+        } => mount::run(
+            &store_path(store_dir)?,
+            &mountpoint,
+            cache_size,
+            threads,
+            allow_other,
+        ),
     }
 }
 

@@ -3,5 +3,6 @@
 mod chains;
 mod cli;
 mod faults;
+mod mount;
 mod tree;
 mod util;

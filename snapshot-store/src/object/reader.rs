@@ -198,62 +198,129 @@ impl DataObject {
         describe(&self.id, &self.path)
     }
 
-    /// Reads, decodes and checks frame `i`.
+    /// Reads, decodes and checks frame `i` into a new buffer (filled by the decoder, never
+    /// zeroed first).
     pub fn read_frame(&self, i: usize) -> Result<Vec<u8>> {
-        let f = *self
-            .frames
-            .get(i)
-            .ok_or_else(|| Error::corrupt(self.describe(), format!("no frame {i}")))?;
-        let mut stored = vec![0u8; f.stored_len as usize];
-        read_exact_at(&self.file, &mut stored, f.stored_offset).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                Error::corrupt(self.describe(), "truncated")
-            } else {
-                Error::io(&self.path, e)
+        self.with_stored(i, |f, stored| {
+            if f.codec == CODEC_RAW {
+                return Ok(stored.to_vec());
             }
-        })?;
-        let got = xxhash_rust::xxh3::xxh3_64(&stored);
-        if got != f.checksum {
-            return Err(Error::ChecksumMismatch {
-                what: format!("{} frame {i}", self.describe()),
-                expected: format!("{:016x}", f.checksum),
-                got: format!("{got:016x}"),
-            });
-        }
-        let raw = if f.codec == CODEC_RAW {
-            stored
-        } else {
-            zstd_decompress(&stored, f.raw_len as usize).map_err(|e| {
+            let out = zstd_decompress_vec(stored, f.raw_len as usize).map_err(|e| {
                 Error::corrupt(
                     self.describe(),
                     format!("frame {i} does not decompress: {e}"),
                 )
-            })?
-        };
-        if raw.len() != f.raw_len as usize {
-            return Err(Error::corrupt(
-                self.describe(),
-                format!("frame {i} has the wrong length"),
-            ));
-        }
-        Ok(raw)
+            })?;
+            if out.len() != f.raw_len as usize {
+                return Err(Error::corrupt(
+                    self.describe(),
+                    format!("frame {i} has the wrong length"),
+                ));
+            }
+            Ok(out)
+        })
+    }
+
+    /// Reads, decodes and checks frame `i` into `out`, which must be exactly the frame's length.
+    pub fn read_frame_into(&self, i: usize, out: &mut [u8]) -> Result<()> {
+        self.with_stored(i, |f, stored| {
+            if out.len() != f.raw_len as usize {
+                return Err(Error::corrupt(
+                    self.describe(),
+                    format!("frame {i} read into a buffer of the wrong size"),
+                ));
+            }
+            if f.codec == CODEC_RAW {
+                out.copy_from_slice(stored);
+                return Ok(());
+            }
+            let n = zstd_decompress_into(stored, out).map_err(|e| {
+                Error::corrupt(
+                    self.describe(),
+                    format!("frame {i} does not decompress: {e}"),
+                )
+            })?;
+            if n != out.len() {
+                return Err(Error::corrupt(
+                    self.describe(),
+                    format!("frame {i} has the wrong length"),
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    /// Reads frame `i`'s stored bytes into a per-thread scratch buffer (nothing is allocated per
+    /// frame), checks them against the index, and hands them to `decode`.
+    fn with_stored<R>(
+        &self,
+        i: usize,
+        decode: impl FnOnce(&Frame, &[u8]) -> Result<R>,
+    ) -> Result<R> {
+        let f = self.frame_entry(i)?;
+        SCRATCH.with(|cell| {
+            let mut stored = cell.borrow_mut();
+            stored.clear();
+            stored.resize(f.stored_len as usize, 0);
+            read_exact_at(&self.file, &mut stored, f.stored_offset).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    Error::corrupt(self.describe(), "truncated")
+                } else {
+                    Error::io(&self.path, e)
+                }
+            })?;
+            let got = xxhash_rust::xxh3::xxh3_64(&stored);
+            if got != f.checksum {
+                return Err(Error::ChecksumMismatch {
+                    what: format!("{} frame {i}", self.describe()),
+                    expected: format!("{:016x}", f.checksum),
+                    got: format!("{got:016x}"),
+                });
+            }
+            decode(&f, &stored)
+        })
+    }
+
+    fn frame_entry(&self, i: usize) -> Result<Frame> {
+        self.frames
+            .get(i)
+            .copied()
+            .ok_or_else(|| Error::corrupt(self.describe(), format!("no frame {i}")))
     }
 }
 
 thread_local! {
     static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
         const { std::cell::RefCell::new(None) };
+    /// Stored bytes of the frame being read, reused.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Decodes one zstd frame (checking its content checksum) on this thread's reused context.
-fn zstd_decompress(stored: &[u8], raw_len: usize) -> std::io::Result<Vec<u8>> {
+/// Decodes one zstd frame (checking its content checksum) into a new buffer of `capacity` bytes
+/// on this thread's reused context.
+fn zstd_decompress_vec(stored: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
     DECOMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.is_none() {
             *slot = Some(zstd::bulk::Decompressor::new()?);
         }
         match slot.as_mut() {
-            Some(d) => d.decompress(stored, raw_len),
+            Some(d) => d.decompress(stored, capacity),
+            None => Err(std::io::ErrorKind::Other.into()),
+        }
+    })
+}
+
+/// Decodes one zstd frame (checking its content checksum) into `out` on this thread's reused
+/// context; returns the bytes written.
+fn zstd_decompress_into(stored: &[u8], out: &mut [u8]) -> std::io::Result<usize> {
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(zstd::bulk::Decompressor::new()?);
+        }
+        match slot.as_mut() {
+            Some(d) => d.decompress_to_buffer(stored, out),
             None => Err(std::io::ErrorKind::Other.into()),
         }
     })

@@ -1,0 +1,64 @@
+//! `backup-fs mount`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use snapshot_store::store::{Store, StoreOptions};
+
+/// Exit status when FUSE is not available on this machine.
+pub const EXIT_NO_FUSE: u8 = 4;
+
+#[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
+pub fn run(
+    store_dir: &Path,
+    mountpoint: &Path,
+    cache_size: u64,
+    threads: usize,
+    allow_other: bool,
+) -> Result<ExitCode> {
+    use mount::{MountError, MountOptions};
+
+    let store = Store::open_with(
+        store_dir,
+        StoreOptions {
+            cache_bytes: usize::try_from(cache_size).unwrap_or(usize::MAX),
+        },
+    )
+    .with_context(|| format!("cannot open store {}", store_dir.display()))?;
+    let snapshots = store.snapshot_ids()?.len();
+    let opts = MountOptions {
+        threads,
+        allow_other,
+        ..MountOptions::default()
+    };
+    let mounted = match mount::mount(store, mountpoint, &opts) {
+        Ok(m) => m,
+        Err(e @ MountError::FuseUnavailable(_)) => {
+            eprintln!("backup-fs: error: {e}");
+            return Ok(ExitCode::from(EXIT_NO_FUSE));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let at = mounted.path().display().to_string();
+    eprintln!(
+        "mounted {snapshots} snapshots of {} at {at} (read-only); press Ctrl-C or run `fusermount3 -u {at}` to unmount",
+        store_dir.display()
+    );
+    mounted.wait().with_context(|| format!("unmounting {at}"))?;
+    eprintln!("unmounted {at}");
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "freebsd")))]
+pub fn run(
+    _store_dir: &Path,
+    _mountpoint: &Path,
+    _cache: u64,
+    _threads: usize,
+    _allow_other: bool,
+) -> Result<ExitCode> {
+    anyhow::bail!(
+        "mount is not supported on this platform yet (Windows support through Dokan is planned)"
+    )
+}

@@ -1,0 +1,437 @@
+//! The mount, for real: every snapshot of a store as a read-only directory, compared byte for
+//! byte and by metadata with what was backed up, read at random offsets by several processes,
+//! refreshed while mounted, refusing writes, unmounted cleanly by a signal.
+//!
+//! Without FUSE these tests skip with a message, unless `BACKUP_FS_REQUIRE_FUSE=1` (set by CI),
+//! in which case a missing FUSE fails them.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::*;
+
+/// True when FUSE mounts can be tested here; panics when they must be and cannot.
+fn fuse_available() -> bool {
+    let required = std::env::var("BACKUP_FS_REQUIRE_FUSE").is_ok_and(|v| v == "1");
+    let problem = if !Path::new("/dev/fuse").exists() {
+        Some("/dev/fuse does not exist")
+    } else if !is_root() && which("fusermount3").is_none() && which("fusermount").is_none() {
+        Some("not root and no fusermount3")
+    } else {
+        None
+    };
+    match problem {
+        None => true,
+        Some(why) if required => {
+            panic!("FUSE is required (BACKUP_FS_REQUIRE_FUSE=1) but unavailable: {why}")
+        }
+        Some(why) => {
+            eprintln!(
+                "skipped: FUSE unavailable ({why}); set BACKUP_FS_REQUIRE_FUSE=1 to make this a failure"
+            );
+            false
+        }
+    }
+}
+
+fn which(cmd: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(cmd))
+        .find(|p| p.exists())
+}
+
+fn is_mounted(path: &Path) -> bool {
+    let canon = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(canon.to_str().unwrap_or_default()))
+}
+
+/// A running `backup-fs mount`, unmounted when dropped (by SIGTERM, then by force).
+struct Mount {
+    child: Option<Child>,
+    path: PathBuf,
+}
+
+impl Mount {
+    fn start(env: &Env, path: &Path) -> Mount {
+        fs::create_dir_all(path).unwrap();
+        let child = env
+            .cmd(&["mount", path.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut m = Mount {
+            child: Some(child),
+            path: path.to_path_buf(),
+        };
+        let started = Instant::now();
+        while !is_mounted(path) {
+            if let Some(status) = m.child.as_mut().unwrap().try_wait().unwrap() {
+                let mut err = String::new();
+                std::io::Read::read_to_string(
+                    m.child.as_mut().unwrap().stderr.as_mut().unwrap(),
+                    &mut err,
+                )
+                .ok();
+                m.child = None;
+                panic!("backup-fs mount exited with {status}: {err}");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "mount did not appear"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        m
+    }
+
+    fn signal(&mut self, sig: rustix::process::Signal) -> (std::process::ExitStatus, String) {
+        let mut child = self.child.take().expect("still running");
+        let pid = rustix::process::Pid::from_child(&child);
+        rustix::process::kill_process(pid, sig).unwrap();
+        let started = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "mount did not exit after {sig:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).ok();
+        (status, err)
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = self.signal(rustix::process::Signal::TERM);
+        }
+        if is_mounted(&self.path) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.path)
+                .status();
+        }
+    }
+}
+
+/// A store with a deep incremental chain, a differential chain and a tree of small files, and
+/// the model of every snapshot taken.
+fn store_with_history(env: &Env) -> Vec<(String, BTreeMap<PathBuf, EntryModel>, PathBuf)> {
+    let inc = env.path("inc");
+    let diff = env.path("diff");
+    fs::create_dir_all(inc.join("docs/sub")).unwrap();
+    fs::create_dir_all(&diff).unwrap();
+    fs::write(inc.join("docs/readme.txt"), b"hello mount\n").unwrap();
+    fs::write(inc.join("docs/sub/notes.txt"), texty(70_000, 1)).unwrap();
+    std::os::unix::fs::symlink("docs/readme.txt", inc.join("link")).unwrap();
+    fs::hard_link(inc.join("docs/readme.txt"), inc.join("hard")).unwrap();
+    set_xattr(&inc.join("docs/readme.txt"), "user.tag", b"mounted");
+    chmod(&inc.join("docs/sub/notes.txt"), 0o640);
+    let f = fs::File::create(inc.join("sparse.img")).unwrap();
+    f.set_len(32 << 20).unwrap();
+    f.write_all_at(&pseudo(100_000, 2), 10 << 20).unwrap();
+    drop(f);
+    let mut mail = texty(6 << 20, 3);
+    let mut db = pseudo(3 << 20, 4);
+    let mut taken = Vec::new();
+    for day in 0..14u64 {
+        if day > 0 {
+            let at = (day as usize * 377_777) % (mail.len() - 20_000);
+            mail[at..at + 9000].copy_from_slice(&texty(9000, day + 10));
+            mail.splice(at / 3..at / 3, texty(1111, day + 20));
+            mail.extend(texty(30_000, day + 30));
+            let at = (day as usize * 211_111) % (db.len() - 8192);
+            db[at..at + 8192].copy_from_slice(&pseudo(8192, day + 40));
+        }
+        fs::write(inc.join("mail.mbox"), &mail).unwrap();
+        fs::write(diff.join("db.bin"), &db).unwrap();
+        let s = env.write(&inc, &["--mode", "incremental"]);
+        taken.push((
+            s["snapshot"].as_str().unwrap().to_string(),
+            model(&inc),
+            inc.clone(),
+        ));
+        let s = env.write(&diff, &["--mode", "differential"]);
+        taken.push((
+            s["snapshot"].as_str().unwrap().to_string(),
+            model(&diff),
+            diff.clone(),
+        ));
+    }
+    taken
+}
+
+#[test]
+fn every_file_of_every_snapshot_reads_back_through_the_mount() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new(&["--min-delta-size", "256K"]);
+    let taken = store_with_history(&env);
+    let mnt = env.path("mnt");
+    let mut mount = Mount::start(&env, &mnt);
+
+    // The root: one directory per snapshot, sorted, and `latest`.
+    let mut names: Vec<String> = fs::read_dir(&mnt)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let mut expected: Vec<String> = taken.iter().map(|(id, _, _)| id.clone()).collect();
+    expected.push("latest".into());
+    expected.sort();
+    assert_eq!(names, expected);
+    assert_eq!(
+        fs::read_link(mnt.join("latest")).unwrap().to_str().unwrap(),
+        taken.last().unwrap().0
+    );
+
+    // Every snapshot: paths, contents, modes, owners, mtimes, links, xattrs, holes.
+    for (id, model_then, _) in &taken {
+        let got = model(&mnt.join(id));
+        assert_same_tree(model_then, &got, true);
+    }
+    let log: serde_json::Value =
+        serde_json::from_str(&env.ok(&["log", "mail.mbox", "--json"])).unwrap();
+    assert_eq!(
+        log.as_array().unwrap().last().unwrap()["depth"],
+        13,
+        "a deep chain is mounted"
+    );
+
+    // Hard links share an inode; st_blocks shows the holes.
+    let newest = mnt.join(&taken[taken.len() - 2].0);
+    let a = fs::metadata(newest.join("hard")).unwrap();
+    let b = fs::metadata(newest.join("docs/readme.txt")).unwrap();
+    assert_eq!(a.ino(), b.ino());
+    assert_eq!(a.nlink(), 2);
+    let sparse = fs::metadata(newest.join("sparse.img")).unwrap();
+    assert!(
+        sparse.blocks() * 512 < 1 << 20,
+        "st_blocks must show the holes: {}",
+        sparse.blocks()
+    );
+
+    let (status, err) = mount.signal(rustix::process::Signal::TERM);
+    assert!(status.success(), "{status}: {err}");
+    assert!(!is_mounted(&mnt), "SIGTERM must unmount");
+}
+
+#[test]
+fn cp_a_random_preads_and_concurrent_readers() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new(&["--min-delta-size", "256K"]);
+    let taken = store_with_history(&env);
+    let mnt = env.path("mnt");
+    let _mount = Mount::start(&env, &mnt);
+
+    // cp -a a snapshot out: same tree, holes kept.
+    let (id, model_then, _) = &taken[taken.len() - 2];
+    let out = env.path("copy");
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(mnt.join(id))
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let copied = model(&out);
+    assert_same_tree(model_then, &copied, is_root());
+
+    // Random preads of every version of the big files against the bytes backed up.
+    let mut x: u64 = 12345;
+    for (id, _, src) in &taken {
+        let name = if src.ends_with("inc") {
+            "mail.mbox"
+        } else {
+            "db.bin"
+        };
+        let expected = env.cat(id, name);
+        let f = fs::File::open(mnt.join(id).join(name)).unwrap();
+        for _ in 0..40 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let off = (x >> 24) as usize % expected.len();
+            let len = ((x >> 8) as usize % 300_000).min(expected.len() - off);
+            let mut buf = vec![0u8; len];
+            f.read_exact_at(&mut buf, off as u64).unwrap();
+            assert!(
+                buf == expected[off..off + len],
+                "{id}/{name} at {off}+{len}"
+            );
+        }
+    }
+
+    // Several reader processes at once, each comparing a different version with a copy.
+    let mut readers = Vec::new();
+    for (i, (id, _, src)) in taken.iter().enumerate().step_by(3) {
+        let name = if src.ends_with("inc") {
+            "mail.mbox"
+        } else {
+            "db.bin"
+        };
+        let want = env.path(&format!("want-{i}"));
+        fs::write(&want, env.cat(id, name)).unwrap();
+        readers.push(
+            std::process::Command::new("cmp")
+                .arg(mnt.join(id).join(name))
+                .arg(&want)
+                .spawn()
+                .unwrap(),
+        );
+    }
+    for mut r in readers {
+        assert!(
+            r.wait().unwrap().success(),
+            "a concurrent reader saw different bytes"
+        );
+    }
+}
+
+#[test]
+fn new_snapshots_appear_writes_fail_and_sigint_unmounts() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new(&[]);
+    let src = env.path("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("a"), b"first").unwrap();
+    let first = env.write(&src, &[])["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mnt = env.path("mnt");
+    let mut mount = Mount::start(&env, &mnt);
+    assert_eq!(fs::read(mnt.join("latest/a")).unwrap(), b"first");
+
+    // A snapshot written while mounted appears, and `latest` follows it.
+    fs::write(src.join("a"), b"second").unwrap();
+    let second = env.write(&src, &[])["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let started = Instant::now();
+    loop {
+        let names: Vec<String> = fs::read_dir(&mnt)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        if names.contains(&second)
+            && fs::read_link(mnt.join("latest")).unwrap().to_str() == Some(&second)
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "new snapshot did not appear: {names:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(fs::read(mnt.join(&second).join("a")).unwrap(), b"second");
+    assert_eq!(fs::read(mnt.join(&first).join("a")).unwrap(), b"first");
+
+    // Every kind of write is refused with EROFS.
+    let file = mnt.join(&first).join("a");
+    let erofs = |r: std::io::Result<()>, what: &str| {
+        let e = r.expect_err(what);
+        assert_eq!(e.raw_os_error(), Some(30), "{what}: {e}");
+    };
+    erofs(
+        fs::OpenOptions::new().write(true).open(&file).map(drop),
+        "open for writing",
+    );
+    erofs(fs::write(mnt.join(&first).join("new"), b"x"), "create");
+    erofs(fs::create_dir(mnt.join(&first).join("d")), "mkdir");
+    erofs(fs::remove_file(&file), "unlink");
+    erofs(fs::rename(&file, mnt.join(&first).join("b")), "rename");
+    erofs(
+        fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o777)),
+        "chmod",
+    );
+    erofs(
+        fs::create_dir(mnt.join("new-snapshot")),
+        "mkdir at the root",
+    );
+
+    let (status, err) = mount.signal(rustix::process::Signal::INT);
+    assert!(status.success(), "{status}: {err}");
+    assert!(!is_mounted(&mnt), "SIGINT must unmount");
+    assert!(
+        fs::read_dir(&mnt).unwrap().next().is_none(),
+        "the mountpoint is an empty directory again"
+    );
+}
+
+#[test]
+fn corrupt_data_reads_as_an_io_error_and_is_logged() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new(&["--min-delta-size", "64K"]);
+    let src = env.path("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("big"), pseudo(2 << 20, 1)).unwrap();
+    let id = env.write(&src, &[])["snapshot"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let obj = files_under(&env.store.join("objects"))
+        .into_iter()
+        .max_by_key(|p| fs::metadata(p).unwrap().len())
+        .unwrap();
+    flip_byte(&obj, 500_000);
+    let mnt = env.path("mnt");
+    let mut mount = Mount::start(&env, &mnt);
+    let err = fs::read(mnt.join(&id).join("big")).expect_err("a corrupt file must not read");
+    assert_eq!(err.raw_os_error(), Some(5), "EIO expected: {err}");
+    let (_, log) = mount.signal(rustix::process::Signal::TERM);
+    let name = &obj.file_name().unwrap().to_str().unwrap()[..8];
+    assert!(
+        log.contains(name) && log.contains("big"),
+        "the log must name the object and the path: {log}"
+    );
+}
+
+#[test]
+fn mount_refuses_bad_mountpoints_clearly() {
+    let env = Env::new(&[]);
+    let out = env.run(&["mount", env.path("missing").to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+    let busy = env.path("busy");
+    fs::create_dir(&busy).unwrap();
+    fs::write(busy.join("x"), b"x").unwrap();
+    let out = env.run(&["mount", busy.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+    let out = std::process::Command::new(bin())
+        .args([
+            "--store",
+            env.path("nostore").to_str().unwrap(),
+            "mount",
+            busy.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open store"));
+}

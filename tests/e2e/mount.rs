@@ -382,6 +382,54 @@ fn new_snapshots_appear_writes_fail_and_sigint_unmounts() {
 }
 
 #[test]
+fn an_external_unmount_ends_the_mount_process_cleanly() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new(&[]);
+    let src = env.path("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("a"), b"x").unwrap();
+    env.write(&src, &[]);
+    let mnt = env.path("mnt");
+    let mut mount = Mount::start(&env, &mnt);
+    // As a user would: fusermount3 -u where available, else umount (root).
+    let helper = if which("fusermount3").is_some() {
+        "fusermount3"
+    } else {
+        "umount"
+    };
+    let args: &[&str] = if helper == "fusermount3" {
+        &["-u"]
+    } else {
+        &[]
+    };
+    let status = std::process::Command::new(helper)
+        .args(args)
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{helper} failed");
+    let mut child = mount.child.take().unwrap();
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the mount process did not exit after {helper}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        status.success(),
+        "exit status after an external unmount: {status}"
+    );
+    assert!(!is_mounted(&mnt));
+}
+
+#[test]
 fn corrupt_data_reads_as_an_io_error_and_is_logged() {
     if !fuse_available() {
         return;

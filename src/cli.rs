@@ -39,6 +39,14 @@ pub enum Command {
         /// Fail at once if another write holds the store, instead of waiting for it.
         #[arg(long)]
         no_wait: bool,
+        /// Changed ranges from an outside tracker: JSON lines such as
+        /// {"path": "vm/disk.img", "ranges": [[0, 4096], [1048576, 65536]]} (offset, length), or
+        /// {"path": "...", "whole": true}. Implies --change-tracking for this run.
+        #[arg(long, value_name = "FILE")]
+        changed_ranges: Option<PathBuf>,
+        /// With change tracking: blocks taken as unchanged that are re-read and checked per file.
+        #[arg(long, value_name = "N", default_value_t = 16)]
+        verify_sample: u32,
     },
     /// List snapshots, oldest first.
     List {
@@ -115,6 +123,13 @@ pub struct PolicyArgs {
     /// Start a new full when a delta exceeds this percentage of the full, or off [default: 50].
     #[arg(long, value_name = "PERCENT|off", value_parser = parse_ratio)]
     pub max_delta_ratio: Option<OrOff<Percent>>,
+    /// Read only changed ranges where a complete change source exists (reflink references,
+    /// `backup-fs track`, --changed-ranges); compare the other files.
+    #[arg(long, overrides_with = "no_change_tracking")]
+    pub change_tracking: bool,
+    /// Compare every file even if the store's default is change tracking.
+    #[arg(long)]
+    pub no_change_tracking: bool,
 }
 
 /// A limit that may be turned off (`off`).
@@ -142,7 +157,11 @@ impl PolicyArgs {
             min_delta_size: self.min_delta_size,
             max_deltas: self.max_deltas.map(|l| l.0),
             max_delta_ratio: self.max_delta_ratio.map(|l| l.0),
-            change_tracking: None,
+            change_tracking: match (self.change_tracking, self.no_change_tracking) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
         }
     }
 }

@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod human;
 mod progress;
+mod tracking;
 
 use std::process::ExitCode;
 

@@ -40,6 +40,8 @@ pub enum Kind {
     Signature,
     /// A flattened extent-map checkpoint object (`objects/<xx>/<id>`).
     ExtentMap,
+    /// A content hash tree object (`objects/<xx>/<id>`).
+    HashTree,
 }
 
 impl Kind {
@@ -51,6 +53,7 @@ impl Kind {
             Kind::Version => b"BKFSvers",
             Kind::Signature => b"BKFSsign",
             Kind::ExtentMap => b"BKFSxmap",
+            Kind::HashTree => b"BKFStree",
         }
     }
 
@@ -62,6 +65,7 @@ impl Kind {
             Kind::Version => "file version",
             Kind::Signature => "signature object",
             Kind::ExtentMap => "extent-map object",
+            Kind::HashTree => "hash-tree object",
         }
     }
 }

@@ -6,16 +6,19 @@ use std::sync::Arc;
 use crate::envelope::Kind;
 use crate::error::{Error, Result};
 use crate::extent::ExtentMap;
+use crate::hashtree::{ContentHasher, Cv, HashTreeRecord, TreeLeaves};
 use crate::id::{ObjectId, VersionId};
 use crate::matcher::{BaseIndex, LiteralSink, Matcher, zeros};
 use crate::object::DataObjectWriter;
 use crate::policy::{DeltaMode, Percent, Policy};
 use crate::progress::WriteProgress;
+use crate::runs::resolve_runs;
 use crate::signature::{Signature, SignatureRecord};
 use crate::snapshot::{FileContent, Metadata, Storage};
 use crate::source::{Segment, SourceFile};
 use crate::staging::Staging;
 use crate::store::Store;
+use crate::tracked::{Tracked, Tracking};
 use crate::version::{FileVersion, VersionKind};
 
 /// zstd level for data.
@@ -80,6 +83,17 @@ pub struct FileOutcome {
     pub stored_bytes: u64,
     /// The content already existed in the store (nothing new was stored).
     pub deduplicated: bool,
+    /// Where the changed ranges came from when the file was change-tracked (`None`: compared).
+    pub change_source: Option<crate::tracked::ChangeSource>,
+}
+
+/// A file's entry in the previous snapshot.
+#[derive(Debug, Clone)]
+pub struct PrevEntry {
+    /// Its content.
+    pub content: FileContent,
+    /// Its metadata then.
+    pub meta: Metadata,
 }
 
 /// Why a file could not be written.
@@ -111,17 +125,19 @@ pub struct FileWriter<'a> {
     pub policy: &'a Policy,
     /// Progress counters.
     pub progress: &'a WriteProgress,
+    /// Change tracking, when on.
+    pub tracking: Option<&'a Tracking>,
 }
 
 /// Everything one file produced, kept aside until the file is known not to have changed.
-struct Produced {
+pub(crate) struct Produced {
     literal: Option<crate::object::FinishedObject>,
     envelopes: Vec<(ObjectId, Kind, Vec<u8>)>,
     version: Option<FileVersion>,
 }
 
 impl Produced {
-    fn abandon(self) {
+    pub(crate) fn abandon(self) {
         if let Some(l) = self.literal {
             let _ = std::fs::remove_file(&l.temp);
         }
@@ -129,21 +145,24 @@ impl Produced {
 }
 
 /// A pass aborted because the delta grew past the ratio limit.
-struct RatioExceeded;
+pub(crate) struct RatioExceeded;
 
 impl FileWriter<'_> {
-    /// Writes the file at `path`, whose previous version (if any) is `prev`.
+    /// Writes the file at `path` (`rel` relative to the source), whose previous entry (if any)
+    /// is `prev`.
     pub fn write(
         &self,
         path: &std::path::Path,
-        prev: Option<&FileContent>,
+        rel: &str,
+        prev: Option<&PrevEntry>,
     ) -> Result<FileOutcome, Failure> {
         let mut read_total = 0u64;
         for _ in 0..ATTEMPTS {
             let src = SourceFile::open(path).map_err(Failure::Source)?;
-            let (mut outcome, produced) = self.write_once(&src, prev)?;
+            let (mut outcome, produced, frozen) = self.write_once(&src, rel, prev)?;
             read_total += outcome.bytes_read;
-            if src.changed_since_open().map_err(Failure::Source)? {
+            // Content read from a frozen copy cannot be torn; the live file was read otherwise.
+            if !frozen && src.changed_since_open().map_err(Failure::Source)? {
                 produced.abandon();
                 continue;
             }
@@ -206,14 +225,59 @@ impl FileWriter<'_> {
     fn write_once(
         &self,
         src: &SourceFile,
-        prev: Option<&FileContent>,
-    ) -> Result<(FileOutcome, Produced), Failure> {
+        rel: &str,
+        prev: Option<&PrevEntry>,
+    ) -> Result<(FileOutcome, Produced, bool), Failure> {
         let meta = src.meta().clone();
-        match self.plan(prev, meta.size) {
-            Plan::Whole => self.write_whole(src),
-            Plan::Full(reason) => self.write_full(src, reason),
+        let prev_content = prev.map(|p| &p.content);
+        let plan = self.plan(prev_content, meta.size);
+        let mut tracking_note = None;
+        if let (Some(tracking), Some(prev), Plan::Delta { .. }) = (self.tracking, prev, &plan) {
+            let prev_deltas = self
+                .store
+                .version(&prev.content.version)
+                .map(|v| v.deltas_since_full)
+                .unwrap_or(0);
+            for provider in &tracking.providers {
+                let Some(input) = provider.changes(src.path(), rel, &meta, &prev.meta) else {
+                    continue;
+                };
+                let frozen = input.data.is_some();
+                let data = input.data.as_ref().unwrap_or(src.file());
+                match self.write_tracked(
+                    data,
+                    src.path(),
+                    &meta,
+                    &prev.content,
+                    &input.changes,
+                    prev_deltas,
+                )? {
+                    Tracked::Done(done) => {
+                        let (outcome, produced) = *done;
+                        return Ok((outcome, produced, frozen));
+                    }
+                    Tracked::Fallback(reason) => {
+                        tracking_note = Some(reason);
+                        break;
+                    }
+                    Tracked::RatioExceeded => {
+                        let reason = format!(
+                            "delta larger than {} of the full (max delta ratio)",
+                            self.policy.max_delta_ratio.unwrap_or(Percent(0))
+                        );
+                        return self.write_full(src, reason).map(|(o, p)| (o, p, false));
+                    }
+                }
+            }
+            if tracking_note.is_none() {
+                tracking_note = Some("no change source covers this file".into());
+            }
+        }
+        let (mut outcome, produced) = match plan {
+            Plan::Whole => self.write_whole(src)?,
+            Plan::Full(reason) => self.write_full(src, reason)?,
             Plan::Delta { base, full, kind } => {
-                let prev_deltas = match prev {
+                let prev_deltas = match prev_content {
                     Some(c) => self
                         .store
                         .version(&c.version)
@@ -222,17 +286,24 @@ impl FileWriter<'_> {
                     None => 0,
                 };
                 match self.write_delta(src, &base, &full, kind, prev_deltas)? {
-                    Ok(r) => Ok(r),
+                    Ok(r) => r,
                     Err(RatioExceeded) => {
                         let reason = format!(
                             "delta larger than {} of the full (max delta ratio)",
                             self.policy.max_delta_ratio.unwrap_or(Percent(0))
                         );
-                        self.write_full(src, reason)
+                        self.write_full(src, reason)?
                     }
                 }
             }
+        };
+        if let Some(note) = tracking_note {
+            outcome.reason = Some(match outcome.reason.take() {
+                Some(r) => format!("{r}; change tracking: {note}"),
+                None => format!("change tracking: {note}"),
+            });
         }
+        Ok((outcome, produced, false))
     }
 
     fn write_whole(&self, src: &SourceFile) -> Result<(FileOutcome, Produced), Failure> {
@@ -274,6 +345,7 @@ impl FileWriter<'_> {
             literal_bytes: finished.logical_len,
             stored_bytes: 0,
             deduplicated: false,
+            change_source: None,
         };
         Ok((
             outcome,
@@ -343,20 +415,30 @@ impl FileWriter<'_> {
         let limit = delta.as_ref().and_then(|d| d.limit);
         let mut store_err = None;
         let mut over_limit = false;
+        // With change tracking on, the version keeps a hash tree, as runs over its base's tree.
+        let tree_base = match (&delta, self.policy.change_tracking) {
+            (Some(d), true) => d
+                .base
+                .hash_tree
+                .and_then(|t| self.store.hash_tree(&t).ok().map(|(cvs, c)| (t, cvs, c))),
+            _ => None,
+        };
+        let hasher = ContentHasher::new(
+            self.policy.change_tracking,
+            tree_base.as_ref().map(|(_, cvs, _)| Arc::clone(cvs)),
+        );
         // The content hash runs on its own thread, beside the matcher, on the same buffers.
         let (hash_tx, hash_rx) = std::sync::mpsc::sync_channel::<Segment>(2);
-        let (read, id) = std::thread::scope(|scope| {
+        let (read, (id, leaves)) = std::thread::scope(|scope| {
             let hashing = scope.spawn(move || {
-                let mut hasher = blake3::Hasher::new();
+                let mut hasher = hasher;
                 for seg in hash_rx {
                     match seg {
-                        Segment::Data(d) => {
-                            hasher.update(&d);
-                        }
-                        Segment::Hole(n) => hash_zeros(&mut hasher, n),
+                        Segment::Data(d) => hasher.update(&d),
+                        Segment::Hole(n) => hasher.update_zeros(n),
                     }
                 }
-                VersionId::from(hasher.finalize())
+                hasher.finish()
             });
             let read = src.read_segments(|seg| {
                 let _ = hash_tx.send(seg.clone());
@@ -375,8 +457,8 @@ impl FileWriter<'_> {
                 Ok(())
             });
             drop(hash_tx);
-            let id = hashing.join().unwrap_or(VersionId([0; 32]));
-            (read, id)
+            let hashed = hashing.join().unwrap_or((VersionId([0; 32]), None));
+            (read, hashed)
         });
         if over_limit {
             sink.abandon();
@@ -407,7 +489,7 @@ impl FileWriter<'_> {
             }
             return Ok(Err(RatioExceeded));
         }
-        let mut outcome = FileOutcome {
+        let outcome = FileOutcome {
             content: FileContent {
                 version: id,
                 storage: Storage::Chain,
@@ -423,7 +505,44 @@ impl FileWriter<'_> {
             literal_bytes: out.stats.literal,
             stored_bytes: 0,
             deduplicated: false,
+            change_source: None,
         };
+        let built = Built {
+            id,
+            size: out.size,
+            ops: out.ops,
+            sig_runs: std::mem::take(&mut out.sig_runs),
+            block_count: out.block_count,
+            block_size: matcher_block_size(&delta, self.policy, size),
+            literal,
+            leaves,
+        };
+        self.assemble(built, delta.as_ref(), tree_base, outcome)
+            .map(Ok)
+    }
+
+    /// Writes a new version's records: its signature (runs over the base's while that chain is
+    /// short), its hash tree, an extent-map checkpoint at every [`MAP_CHECKPOINT_INTERVAL`]th
+    /// depth, and the version record — unless identical content is already stored, in which case
+    /// nothing is.
+    pub(crate) fn assemble(
+        &self,
+        built: Built,
+        delta: Option<&DeltaInfo>,
+        tree_base: Option<(ObjectId, Arc<Vec<Cv>>, u16)>,
+        mut outcome: FileOutcome,
+    ) -> Result<(FileOutcome, Produced), Failure> {
+        let Built {
+            id,
+            size,
+            ops,
+            sig_runs,
+            block_count,
+            block_size,
+            literal,
+            leaves,
+        } = built;
+        let literal_stored = literal.as_ref().map_or(0, |l| l.stored_len);
         if self.staging.has_version(&id) {
             // Identical content is already stored: reference it, store nothing.
             if let Ok(existing) = self.store.version(&id) {
@@ -441,14 +560,12 @@ impl FileWriter<'_> {
                 envelopes: Vec::new(),
                 version: None,
             };
-            return Ok(Ok((outcome, produced)));
+            return Ok((outcome, produced));
         }
         let literal_id = literal.as_ref().map(|l| l.id);
         let mut envelopes = Vec::new();
 
-        // The signature: runs over the base's when the chain of run-encoded ones is short.
-        let block_size = matcher_block_size(&delta, self.policy, size);
-        let sig_record = match &delta {
+        let sig_record = match delta {
             Some(d) => {
                 let chain = self
                     .store
@@ -456,11 +573,11 @@ impl FileWriter<'_> {
                     .map_err(Failure::Store)?;
                 let runs = SignatureRecord {
                     block_size,
-                    file_size: out.size,
-                    block_count: out.block_count,
+                    file_size: size,
+                    block_count,
                     base: Some(d.base.signature),
                     chain: chain + 1,
-                    runs: std::mem::take(&mut out.sig_runs),
+                    runs: sig_runs,
                 };
                 if chain + 1 > SIGNATURE_CHAIN_MAX {
                     let complete: Signature = runs
@@ -473,18 +590,18 @@ impl FileWriter<'_> {
             }
             None => SignatureRecord {
                 block_size,
-                file_size: out.size,
-                block_count: out.block_count,
+                file_size: size,
+                block_count,
                 base: None,
                 chain: 0,
-                runs: std::mem::take(&mut out.sig_runs),
+                runs: sig_runs,
             },
         };
         let (sig_id, sig_payload) = sig_record.encode();
         drop(sig_record);
         envelopes.push((sig_id, Kind::Signature, sig_payload));
 
-        let (kind, depth, deltas_since_full, full, base) = match &delta {
+        let (kind, depth, deltas_since_full, full, base) = match delta {
             None => (VersionKind::Full, 0, 0, id, None),
             Some(d) => (
                 d.kind,
@@ -494,13 +611,20 @@ impl FileWriter<'_> {
                 Some(d.base.id),
             ),
         };
+        let hash_tree = match leaves {
+            Some(l) => Some(
+                self.tree_object(l, size, tree_base, &mut envelopes)
+                    .map_err(Failure::Store)?,
+            ),
+            None => None,
+        };
         let mut map_checkpoint = None;
         if depth > 0 && depth % MAP_CHECKPOINT_INTERVAL == 0 {
             let base_map = self
                 .store
                 .extent_map(&base.unwrap_or(id))
                 .map_err(Failure::Store)?;
-            let map = ExtentMap::compose(&out.ops, literal_id, Some(&base_map), "new version")
+            let map = ExtentMap::compose(&ops, literal_id, Some(&base_map), "new version")
                 .map_err(Failure::Store)?;
             let payload = map.encode();
             let cp = map_object_id(&payload);
@@ -509,7 +633,7 @@ impl FileWriter<'_> {
         }
         let version = FileVersion {
             id,
-            size: out.size,
+            size,
             kind,
             depth,
             deltas_since_full,
@@ -518,20 +642,69 @@ impl FileWriter<'_> {
             signature: sig_id,
             block_size,
             literal: literal_id,
-            ops: out.ops,
+            ops,
             map_checkpoint,
+            hash_tree,
             literal_stored,
             stored_bytes: 0,
             time_ns: crate::timefmt::now_ns(),
         };
-        Ok(Ok((
+        Ok((
             outcome,
             Produced {
                 literal,
                 envelopes,
                 version: Some(version),
             },
-        )))
+        ))
+    }
+}
+
+impl FileWriter<'_> {
+    /// Encodes a version's hash tree: as runs over its base's tree while that chain is short,
+    /// else complete. Returns the tree object's id; the payload goes into `envelopes`.
+    fn tree_object(
+        &self,
+        leaves: TreeLeaves,
+        size: u64,
+        base: Option<(ObjectId, Arc<Vec<Cv>>, u16)>,
+        envelopes: &mut Vec<(ObjectId, Kind, Vec<u8>)>,
+    ) -> Result<ObjectId> {
+        let leaf_count = u32::try_from(leaves.count).map_err(|_| {
+            Error::InvalidArgument("file too large for a hash tree (16 TiB)".into())
+        })?;
+        let record = match base {
+            Some((base_id, _, chain)) if chain < SIGNATURE_CHAIN_MAX => HashTreeRecord {
+                file_size: size,
+                leaf_count,
+                base: Some(base_id),
+                chain: chain + 1,
+                runs: leaves.runs,
+            },
+            Some((_, cvs, _)) => complete_tree(
+                size,
+                leaf_count,
+                resolve_runs(leaves.runs, Some(&cvs), "new hash tree")?,
+            ),
+            None => complete_tree(
+                size,
+                leaf_count,
+                resolve_runs(leaves.runs, None, "new hash tree")?,
+            ),
+        };
+        let (id, payload) = record.encode();
+        envelopes.push((id, Kind::HashTree, payload));
+        Ok(id)
+    }
+}
+
+fn complete_tree(size: u64, leaf_count: u32, cvs: Vec<Cv>) -> HashTreeRecord {
+    HashTreeRecord {
+        file_size: size,
+        leaf_count,
+        base: None,
+        chain: 0,
+        runs: vec![crate::runs::Run::New(cvs)],
     }
 }
 
@@ -544,13 +717,26 @@ pub fn map_object_id(payload: &[u8]) -> ObjectId {
     )
 }
 
-struct DeltaInfo {
-    base: Arc<FileVersion>,
-    full_id: VersionId,
-    kind: VersionKind,
-    deltas_since_full: u32,
-    base_sig: Arc<Signature>,
-    limit: Option<u64>,
+/// What a delta is written against.
+pub(crate) struct DeltaInfo {
+    pub(crate) base: Arc<FileVersion>,
+    pub(crate) full_id: VersionId,
+    pub(crate) kind: VersionKind,
+    pub(crate) deltas_since_full: u32,
+    pub(crate) base_sig: Arc<Signature>,
+    pub(crate) limit: Option<u64>,
+}
+
+/// A new version's parts, before its records are written.
+pub(crate) struct Built {
+    pub(crate) id: VersionId,
+    pub(crate) size: u64,
+    pub(crate) ops: Vec<crate::delta::DeltaOp>,
+    pub(crate) sig_runs: Vec<crate::signature::SigRun>,
+    pub(crate) block_count: u32,
+    pub(crate) block_size: u32,
+    pub(crate) literal: Option<crate::object::FinishedObject>,
+    pub(crate) leaves: Option<TreeLeaves>,
 }
 
 fn matcher_block_size(delta: &Option<DeltaInfo>, policy: &Policy, size: u64) -> u32 {
@@ -576,12 +762,4 @@ fn write_zeros(sink: &mut dyn LiteralSink, mut n: u64) -> Result<()> {
         n -= k as u64;
     }
     Ok(())
-}
-
-fn hash_zeros(hasher: &mut blake3::Hasher, mut n: u64) {
-    while n > 0 {
-        let k = n.min(16 << 20) as usize;
-        hasher.update(zeros(k));
-        n -= k as u64;
-    }
 }

@@ -16,6 +16,7 @@ use rayon::prelude::*;
 use crate::delta::{DeltaOp, OpsBuilder};
 use crate::error::Result;
 use crate::rolling::Roller;
+use crate::runs::RunBuilder;
 use crate::signature::{BlockSig, SigRun, Signature, is_zero, strong_hash};
 
 /// Receives the literal bytes of a version, in order.
@@ -207,36 +208,6 @@ pub struct MatchOutput {
     pub stats: MatchStats,
 }
 
-#[derive(Debug, Default)]
-struct SigBuilder {
-    runs: Vec<SigRun>,
-    count: u32,
-}
-
-impl SigBuilder {
-    fn push_base(&mut self, j: u32) {
-        self.count += 1;
-        if let Some(SigRun::Base { start, count }) = self.runs.last_mut()
-            && *start + *count == j
-        {
-            *count += 1;
-            return;
-        }
-        self.runs.push(SigRun::Base { start: j, count: 1 });
-    }
-
-    fn push_new(&mut self, blocks: impl IntoIterator<Item = BlockSig>) {
-        if !matches!(self.runs.last(), Some(SigRun::New(_))) {
-            self.runs.push(SigRun::New(Vec::new()));
-        }
-        if let Some(SigRun::New(v)) = self.runs.last_mut() {
-            let before = v.len();
-            v.extend(blocks);
-            self.count += (v.len() - before) as u32;
-        }
-    }
-}
-
 /// The outcome of [`Matcher::in_place_match`].
 enum InPlace {
     /// Base block `block` matches `skip` bytes after `pos`.
@@ -267,7 +238,7 @@ pub struct Matcher<'a> {
     rolling: Option<Rolling>,
     prev: Option<u32>,
     ops: OpsBuilder,
-    sig: SigBuilder,
+    sig: RunBuilder<BlockSig>,
     stats: MatchStats,
 }
 
@@ -290,7 +261,7 @@ impl<'a> Matcher<'a> {
             rolling: None,
             prev: None,
             ops: OpsBuilder::new(),
-            sig: SigBuilder::default(),
+            sig: RunBuilder::default(),
             stats: MatchStats::default(),
         }
     }
@@ -374,9 +345,9 @@ impl<'a> Matcher<'a> {
         debug_assert_eq!(self.ops.total(), size);
         Ok(MatchOutput {
             size,
-            block_count: self.sig.count,
+            block_count: self.sig.len(),
             ops: self.ops.finish(),
-            sig_runs: self.sig.runs,
+            sig_runs: self.sig.finish(),
             stats: self.stats,
         })
     }

@@ -11,6 +11,7 @@
 use crate::codec::{Decoder, Encoder};
 use crate::error::{Error, Result};
 use crate::id::ObjectId;
+use crate::runs::{Run, decode_runs, encode_runs, resolve_runs};
 
 /// Bytes of the blake3 hash kept per block (128 bits).
 pub const STRONG_LEN: usize = 16;
@@ -47,18 +48,7 @@ pub struct BlockSig {
 }
 
 /// A run of a signature stored relative to its base signature.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SigRun {
-    /// `count` consecutive blocks of the base, starting at block `start`.
-    Base {
-        /// First base block.
-        start: u32,
-        /// Number of blocks.
-        count: u32,
-    },
-    /// Blocks that are new in this version.
-    New(Vec<BlockSig>),
-}
+pub type SigRun = Run<BlockSig>;
 
 /// A version's complete signature in memory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,23 +135,12 @@ impl SignatureRecord {
             }
             None => e.u8(0),
         }
-        e.varint(self.runs.len() as u64);
-        for run in &self.runs {
-            match run {
-                SigRun::Base { start, count } => {
-                    e.varint(u64::from(*count) << 1);
-                    e.varint(u64::from(*start));
-                }
-                SigRun::New(blocks) => {
-                    e.varint(((blocks.len() as u64) << 1) | 1);
-                    for b in blocks {
-                        e.varint(u64::from(self.block_size - b.len.min(self.block_size)));
-                        e.u32(b.weak);
-                        e.raw(&b.strong);
-                    }
-                }
-            }
-        }
+        let block_size = self.block_size;
+        encode_runs(&self.runs, &mut e, |b, e| {
+            e.varint(u64::from(block_size - b.len.min(block_size)));
+            e.u32(b.weak);
+            e.raw(&b.strong);
+        });
         let payload = e.into_bytes();
         let id = ObjectId::from(
             blake3::Hasher::new_derive_key(DERIVE_CONTEXT)
@@ -189,44 +168,19 @@ impl SignatureRecord {
         if base.is_none() != (chain == 0) {
             return Err(d.error("chain length disagrees with base"));
         }
-        let n_runs = d.count(1)?;
-        let mut runs = Vec::with_capacity(n_runs);
-        let mut total: u64 = 0;
         let mut size: u64 = 0;
-        for _ in 0..n_runs {
-            let tag = d.varint()?;
-            let count = u32::try_from(tag >> 1).map_err(|_| d.error("run too long"))?;
-            total += u64::from(count);
-            if total > u64::from(block_count) {
-                return Err(d.error("runs hold more blocks than the header says"));
+        let (runs, total) = decode_runs(&mut d, base.is_some(), u64::from(block_count), 21, |d| {
+            let short = d.varint()?;
+            if short >= u64::from(block_size) {
+                return Err(d.error("block length out of range"));
             }
-            if tag & 1 == 0 {
-                if base.is_none() {
-                    return Err(d.error("base run in a self-contained signature"));
-                }
-                let start = d.varint_u32()?;
-                runs.push(SigRun::Base { start, count });
-            } else {
-                let n = count as usize;
-                if n.saturating_mul(21) > d.remaining() {
-                    return Err(d.error("run longer than the data left"));
-                }
-                let mut blocks = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let short = d.varint()?;
-                    if short >= u64::from(block_size) {
-                        return Err(d.error("block length out of range"));
-                    }
-                    let len = block_size - short as u32;
-                    let weak = d.u32()?;
-                    let mut strong = [0u8; STRONG_LEN];
-                    strong.copy_from_slice(d.take(STRONG_LEN)?);
-                    size += u64::from(len);
-                    blocks.push(BlockSig { len, weak, strong });
-                }
-                runs.push(SigRun::New(blocks));
-            }
-        }
+            let len = block_size - short as u32;
+            let weak = d.u32()?;
+            let mut strong = [0u8; STRONG_LEN];
+            strong.copy_from_slice(d.take(STRONG_LEN)?);
+            size += u64::from(len);
+            Ok(BlockSig { len, weak, strong })
+        })?;
         d.finish()?;
         if total != u64::from(block_count) {
             return Err(Error::corrupt(
@@ -252,24 +206,7 @@ impl SignatureRecord {
 
     /// Resolves the record into a complete signature, given its base (required iff `base` is set).
     pub fn resolve(self, base: Option<&Signature>, what: &str) -> Result<Signature> {
-        let mut blocks = Vec::new();
-        for run in self.runs {
-            match run {
-                SigRun::New(b) if blocks.is_empty() => blocks = b,
-                SigRun::New(mut b) => blocks.append(&mut b),
-                SigRun::Base { start, count } => {
-                    let base =
-                        base.ok_or_else(|| Error::corrupt(what, "base signature not given"))?;
-                    let range = base
-                        .blocks
-                        .get(start as usize..start as usize + count as usize)
-                        .ok_or_else(|| {
-                            Error::corrupt(what, "run points past the base signature")
-                        })?;
-                    blocks.extend_from_slice(range);
-                }
-            }
-        }
+        let blocks = resolve_runs(self.runs, base.map(|b| b.blocks.as_slice()), what)?;
         let sig = Signature::new(self.block_size, blocks);
         if sig.file_size() != self.file_size {
             return Err(Error::corrupt(
@@ -310,9 +247,9 @@ mod tests {
             base: Some(id),
             chain: 1,
             runs: vec![
-                SigRun::Base { start: 0, count: 1 },
-                SigRun::New(vec![block(4096, 9), block(10, 8)]),
-                SigRun::Base { start: 2, count: 1 },
+                Run::Base { start: 0, count: 1 },
+                Run::New(vec![block(4096, 9), block(10, 8)]),
+                Run::Base { start: 2, count: 1 },
             ],
         };
         let (_, p2) = delta.encode();
@@ -334,7 +271,7 @@ mod tests {
             block_count: 1,
             base: Some(ObjectId([0; 32])),
             chain: 1,
-            runs: vec![SigRun::Base { start: 5, count: 1 }],
+            runs: vec![Run::Base { start: 5, count: 1 }],
         };
         assert!(rec.resolve(Some(&base), "s").is_err());
     }

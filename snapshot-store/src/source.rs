@@ -69,6 +69,11 @@ impl SourceFile {
         })
     }
 
+    /// The open file.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     /// Metadata when opened.
     pub fn meta(&self) -> &Metadata {
         &self.meta

@@ -26,6 +26,7 @@ use crate::envelope::{self, Kind};
 use crate::error::{Error, IoContext, Result};
 use crate::extent::ExtentMap;
 use crate::fsio;
+use crate::hashtree::{Cv, HashTreeRecord};
 use crate::id::{ObjectId, VersionId};
 use crate::object::DataObject;
 use crate::policy::Policy;
@@ -98,6 +99,7 @@ struct Inner {
     versions: ByteLru<VersionId, FileVersion>,
     maps: ByteLru<VersionId, ExtentMap>,
     signatures: ByteLru<ObjectId, Signature>,
+    trees: ByteLru<ObjectId, Vec<Cv>>,
     /// How many run-encoded levels each signature seen so far sits above a complete one.
     signature_chains: Mutex<std::collections::HashMap<ObjectId, u16>>,
     snapshots: ByteLru<SnapshotId, Snapshot>,
@@ -197,6 +199,7 @@ impl Store {
                 versions: ByteLru::new((options.cache_bytes / 8).max(8 << 20)),
                 maps: ByteLru::new((options.cache_bytes / 2).max(16 << 20)),
                 signatures: ByteLru::new(256 << 20),
+                trees: ByteLru::new(256 << 20),
                 signature_chains: Mutex::new(std::collections::HashMap::new()),
                 snapshots: ByteLru::new((options.cache_bytes / 2).max(32 << 20)),
             }),
@@ -412,6 +415,54 @@ impl Store {
         let chain = self.signature_record(id)?.chain;
         self.inner.signature_chains.lock().insert(*id, chain);
         Ok(chain)
+    }
+
+    /// Loads hash-tree record `id` without resolving runs.
+    pub fn hash_tree_record(&self, id: &ObjectId) -> Result<HashTreeRecord> {
+        let (payload, what) = self.envelope_object(id, Kind::HashTree)?;
+        HashTreeRecord::decode(&payload, &what)
+    }
+
+    /// Loads (or returns the cached) leaf values of hash tree `id`, following run-encoded bases;
+    /// also returns the tree's chain length.
+    pub fn hash_tree(&self, id: &ObjectId) -> Result<(Arc<Vec<Cv>>, u16)> {
+        if let Some(t) = self.inner.trees.get(id) {
+            let chain = self
+                .inner
+                .signature_chains
+                .lock()
+                .get(id)
+                .copied()
+                .unwrap_or(0);
+            return Ok((t, chain));
+        }
+        let mut chain = Vec::new();
+        let mut at = *id;
+        loop {
+            let rec = self.hash_tree_record(&at)?;
+            let next = rec.base;
+            chain.push((at, rec));
+            match next {
+                Some(b) if chain.len() <= u16::MAX as usize => at = b,
+                Some(_) => {
+                    return Err(Error::corrupt(
+                        format!("hash tree {}", id.short()),
+                        "base chain loops",
+                    ));
+                }
+                None => break,
+            }
+        }
+        let top_chain = chain.first().map_or(0, |(_, r)| r.chain);
+        let mut base: Option<Vec<Cv>> = None;
+        while let Some((tid, rec)) = chain.pop() {
+            let what = format!("hash-tree object {}", tid.short());
+            base = Some(rec.resolve(base.as_deref(), &what)?);
+        }
+        let cvs = Arc::new(base.unwrap_or_default());
+        self.inner.signature_chains.lock().insert(*id, top_chain);
+        let size = cvs.len() * 32;
+        Ok((self.inner.trees.insert(*id, cvs, size), top_chain))
     }
 
     /// Opens (or returns the cached) data object `id`.

@@ -204,6 +204,19 @@ pub fn verify(store: &Store, opts: VerifyOptions) -> Result<VerifyReport> {
             }
             sig_at = store.signature_record(&s).ok().and_then(|r| r.base);
         }
+        if let Some(t) = v.hash_tree {
+            referenced.insert(t);
+            if let Err(e) = check_tree(store, v, &t) {
+                problems.push(problem(format!("hash-tree object {}", t.short()), &e));
+            }
+            let mut at = store.hash_tree_record(&t).ok().and_then(|r| r.base);
+            while let Some(b) = at {
+                if !referenced.insert(b) {
+                    break;
+                }
+                at = store.hash_tree_record(&b).ok().and_then(|r| r.base);
+            }
+        }
         if let Some(cp) = v.map_checkpoint {
             referenced.insert(cp);
             let checked = store
@@ -258,6 +271,34 @@ pub fn verify(store: &Store, opts: VerifyOptions) -> Result<VerifyReport> {
     Ok(report)
 }
 
+/// Checks a version's hash tree: its name, its size, and that its leaves merge to the version id
+/// (no data is read).
+fn check_tree(store: &Store, v: &FileVersion, id: &ObjectId) -> Result<()> {
+    check_object_name(store, id, Kind::HashTree)?;
+    let (cvs, _) = store.hash_tree(id)?;
+    if cvs.len() as u64 != crate::hashtree::leaf_count(v.size) {
+        return Err(Error::corrupt(
+            format!("hash-tree object {}", id.short()),
+            "leaf count disagrees with its version's size",
+        ));
+    }
+    if let Some(root) =
+        crate::hashtree::root_from(cvs.len(), |i| cvs.get(i).copied().unwrap_or([0; 32]))
+        && root != v.id
+    {
+        return Err(Error::ChecksumMismatch {
+            what: format!(
+                "hash-tree object {} of file version {}",
+                id.short(),
+                v.id.short()
+            ),
+            expected: v.id.short(),
+            got: root.short(),
+        });
+    }
+    Ok(())
+}
+
 /// Checks that an envelope object's name is the hash of its payload.
 fn check_object_name(store: &Store, id: &ObjectId, kind: Kind) -> Result<()> {
     let path = store.object_path(id);
@@ -266,6 +307,11 @@ fn check_object_name(store: &Store, id: &ObjectId, kind: Kind) -> Result<()> {
     let got = match kind {
         Kind::Signature => {
             crate::signature::SignatureRecord::decode(&payload, &what)?
+                .encode()
+                .0
+        }
+        Kind::HashTree => {
+            crate::hashtree::HashTreeRecord::decode(&payload, &what)?
                 .encode()
                 .0
         }

@@ -76,6 +76,9 @@ pub struct FileVersion {
     pub ops: Vec<DeltaOp>,
     /// A stored flattened extent map of this version, if one was checkpointed.
     pub map_checkpoint: Option<ObjectId>,
+    /// The version's content hash tree (written when change tracking is on), which lets the next
+    /// change-tracked version get its id without reading unchanged data.
+    pub hash_tree: Option<ObjectId>,
     /// Stored (compressed) bytes of the literal object.
     pub literal_stored: u64,
     /// Bytes this version added to the store when written (objects it created).
@@ -104,6 +107,7 @@ impl FileVersion {
         e.u32(self.block_size);
         opt_object(&mut e, self.literal.as_ref());
         opt_object(&mut e, self.map_checkpoint.as_ref());
+        opt_object(&mut e, self.hash_tree.as_ref());
         e.u64(self.literal_stored);
         e.u64(self.stored_bytes);
         e.i64(self.time_ns);
@@ -133,6 +137,7 @@ impl FileVersion {
         let block_size = d.u32()?;
         let literal = read_opt(&mut d, |d| d.object_id())?;
         let map_checkpoint = read_opt(&mut d, |d| d.object_id())?;
+        let hash_tree = read_opt(&mut d, |d| d.object_id())?;
         let literal_stored = d.u64()?;
         let stored_bytes = d.u64()?;
         let time_ns = d.i64()?;
@@ -166,6 +171,7 @@ impl FileVersion {
             literal,
             ops,
             map_checkpoint,
+            hash_tree,
             literal_stored,
             stored_bytes,
             time_ns,
@@ -229,6 +235,7 @@ mod tests {
                 DeltaOp::Literal { len: 10 },
             ],
             map_checkpoint: None,
+            hash_tree: Some(ObjectId([6; 32])),
             literal_stored: 9,
             stored_bytes: 100,
             time_ns: 1_700_000_000_000_000_000,

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use rayon::prelude::*;
 
 use crate::error::{Error, IoContext, Result};
-use crate::filewrite::{Decision, Failure, FileOutcome, FileWriter};
+use crate::filewrite::{Decision, Failure, FileOutcome, FileWriter, PrevEntry};
 use crate::meta;
 use crate::policy::Policy;
 use crate::progress::WriteProgress;
@@ -24,6 +24,7 @@ use crate::snapshot::{
 };
 use crate::staging::{Staging, next_id};
 use crate::store::Store;
+use crate::tracked::{ChangeSource, Tracking};
 
 /// Files at least this large are written one at a time with all cores.
 const LARGE_FILE: u64 = 8 << 20;
@@ -62,6 +63,8 @@ pub struct FileReport {
     pub stored_bytes: u64,
     /// The content was already in the store.
     pub deduplicated: bool,
+    /// With change tracking on: where the changed ranges came from (`None`: compared).
+    pub change_source: Option<ChangeSource>,
 }
 
 /// An entry that could not be backed up.
@@ -92,7 +95,7 @@ struct Job {
     node: usize,
     path: PathBuf,
     rel: String,
-    prev: Option<FileContent>,
+    prev: Option<PrevEntry>,
     size: u64,
 }
 
@@ -105,11 +108,13 @@ struct Walk {
     unchanged: u64,
 }
 
-/// Records a snapshot of `source` into `store`.
+/// Records a snapshot of `source` into `store`, asking `tracking`'s change sources (if any) for
+/// changed ranges before comparing files.
 pub fn write_snapshot(
     store: &Store,
     source: &Path,
     opts: &WriteOptions,
+    tracking: Option<&Tracking>,
     progress: &WriteProgress,
 ) -> Result<WriteSummary> {
     let source = fs::canonicalize(source).map_err(|e| {
@@ -128,6 +133,17 @@ pub fn write_snapshot(
     let parent = previous_snapshot(store, &source)?;
     let mut exclude = opts.exclude.clone();
     exclude.push(fs::canonicalize(store.root()).unwrap_or_else(|_| store.root().to_path_buf()));
+    for p in tracking
+        .map(|t| {
+            t.providers
+                .iter()
+                .flat_map(|p| p.excluded())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default()
+    {
+        exclude.push(fs::canonicalize(&p).unwrap_or(p));
+    }
 
     let mut walk = walk(store, &source, parent.as_deref(), &exclude, progress)?;
     progress
@@ -143,12 +159,13 @@ pub fn write_snapshot(
         staging: &staging,
         policy: &opts.policy,
         progress,
+        tracking,
     };
     let (large, small): (Vec<&Job>, Vec<&Job>) =
         walk.jobs.iter().partition(|j| j.size >= LARGE_FILE);
     let run = |job: &Job| -> (usize, std::result::Result<FileOutcome, Failure>) {
         *progress.current.lock() = job.rel.clone();
-        let r = writer.write(&job.path, job.prev.as_ref());
+        let r = writer.write(&job.path, &job.rel, job.prev.as_ref());
         progress.files_done.fetch_add(1, Ordering::Relaxed);
         (job.node, r)
     };
@@ -166,7 +183,10 @@ pub fn write_snapshot(
         match result {
             Ok(o) => {
                 bytes_read += o.bytes_read;
-                let same_as_before = job.prev.is_some_and(|p| p.version == o.content.version);
+                let same_as_before = job
+                    .prev
+                    .as_ref()
+                    .is_some_and(|p| p.content.version == o.content.version);
                 if same_as_before {
                     unchanged += 1;
                 } else if job.prev.is_some() {
@@ -187,6 +207,7 @@ pub fn write_snapshot(
                     delta_bytes: o.literal_bytes,
                     stored_bytes: o.stored_bytes,
                     deduplicated: o.deduplicated && !same_as_before,
+                    change_source: o.change_source,
                 });
                 contents.insert(node, o.content);
                 if let Some(e) = walk.tree.entry_mut(node) {
@@ -203,6 +224,9 @@ pub fn write_snapshot(
             }
             Err(Failure::Store(e)) => {
                 staging.abandon();
+                if let Some(t) = tracking {
+                    t.providers.iter().for_each(|p| p.abandoned());
+                }
                 return Err(e);
             }
         }
@@ -267,9 +291,15 @@ pub fn write_snapshot(
         Ok(r) => r,
         Err(e) => {
             let _ = store.clean_tmp(&lock);
+            if let Some(t) = tracking {
+                t.providers.iter().for_each(|p| p.abandoned());
+            }
             return Err(e);
         }
     };
+    if let Some(t) = tracking {
+        t.providers.iter().for_each(|p| p.committed());
+    }
     stats.stored_bytes += manifest_len;
     drop(lock);
     Ok(WriteSummary {
@@ -504,7 +534,13 @@ fn add_entry(
             node,
             path: path.to_path_buf(),
             rel,
-            prev: prev_same_kind.and_then(|(i, p)| p.entry(i).and_then(|e| e.content)),
+            prev: prev_same_kind.and_then(|(i, p)| {
+                let e = p.entry(i)?;
+                Some(PrevEntry {
+                    content: e.content?,
+                    meta: e.meta.clone(),
+                })
+            }),
             size,
         }),
         _ => {}

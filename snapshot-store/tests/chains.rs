@@ -158,7 +158,7 @@ proptest! {
             }
             write_file(&file, &data);
             let opts = WriteOptions { policy: p, ..WriteOptions::default() };
-            let summary = write_snapshot(&store, &src, &opts, &WriteProgress::default()).unwrap();
+            let summary = write_snapshot(&store, &src, &opts, None, &WriteProgress::default()).unwrap();
             prop_assert!(summary.errors.is_empty(), "day {i}: {:?}", summary.errors);
             history.push((summary.snapshot, data.clone()));
         }

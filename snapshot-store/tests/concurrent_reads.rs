@@ -56,7 +56,7 @@ fn many_threads_read_random_ranges_of_many_versions() {
             policy,
             ..WriteOptions::default()
         };
-        let s = write_snapshot(&store, &src, &opts, &WriteProgress::default()).unwrap();
+        let s = write_snapshot(&store, &src, &opts, None, &WriteProgress::default()).unwrap();
         versions.push((s.snapshot, data.clone()));
     }
     // A small cache forces evictions while threads read.

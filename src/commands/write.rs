@@ -1,6 +1,6 @@
 //! `backup-fs write`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,27 +15,48 @@ use crate::cli::PolicyArgs;
 use crate::human;
 use crate::progress::ProgressView;
 
+/// The change-tracking options of `write`.
+pub struct Tracking {
+    pub changed_ranges: Option<PathBuf>,
+    pub verify_sample: u32,
+}
+
 pub fn run(
     store: &Store,
     source: &Path,
     args: &PolicyArgs,
+    tracking: Tracking,
     json: bool,
     wait: bool,
 ) -> Result<ExitCode> {
+    let mut policy = store.config().policy.with(&args.overrides());
+    if tracking.changed_ranges.is_some() {
+        policy.change_tracking = true;
+    }
     let opts = WriteOptions {
-        policy: store.config().policy.with(&args.overrides()),
+        policy,
         wait_for_lock: wait,
         exclude: Vec::new(),
+    };
+    let sources = if policy.change_tracking {
+        Some(crate::tracking::sources(
+            source,
+            tracking.changed_ranges.as_deref(),
+            tracking.verify_sample,
+        )?)
+    } else {
+        None
     };
     let progress = Arc::new(WriteProgress::default());
     let view = ProgressView::start(Arc::clone(&progress), !json);
     let started = Instant::now();
-    let summary = write_snapshot(store, source, &opts, &progress).with_context(|| {
-        format!(
-            "backup of {} failed; the store is unchanged",
-            source.display()
-        )
-    });
+    let summary =
+        write_snapshot(store, source, &opts, sources.as_ref(), &progress).with_context(|| {
+            format!(
+                "backup of {} failed; the store is unchanged",
+                source.display()
+            )
+        });
     drop(view);
     let summary = summary?;
     let secs = started.elapsed().as_secs_f64();
@@ -54,6 +75,11 @@ pub fn run(
                     "delta_bytes": f.delta_bytes,
                     "stored_bytes": f.stored_bytes,
                     "deduplicated": f.deduplicated,
+                    "change_source": if policy.change_tracking {
+                        Some(f.change_source.map_or("compare", |c| c.as_str()))
+                    } else {
+                        None
+                    },
                 })
             })
             .collect();
@@ -77,6 +103,18 @@ pub fn run(
             "duration_seconds": secs,
             "files": files,
             "errors": errors,
+            "change_tracking": policy.change_tracking.then(|| {
+                let by = |source: Option<&str>| {
+                    let fs: Vec<_> = summary.files.iter().filter(|f| f.change_source.map(|c| c.as_str()) == source).collect();
+                    json!({ "files": fs.len(), "bytes_read": fs.iter().map(|f| f.bytes_read).sum::<u64>() })
+                };
+                json!({
+                    "reflink": by(Some("reflink")),
+                    "fanotify": by(Some("fanotify")),
+                    "list": by(Some("list")),
+                    "compare": by(None),
+                })
+            }),
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {

@@ -8,11 +8,7 @@ use snapshot_store::ranges::RangeSet;
 use snapshot_store::tracked::{ChangeProvider, ListProvider, Tracking};
 
 /// The change sources for a write of `source`, best first.
-pub fn sources(
-    source: &Path,
-    changed_ranges: Option<&Path>,
-    verify_sample: u32,
-) -> Result<Tracking> {
+pub fn sources(source: &Path, changed_ranges: Option<&Path>, verify_sample: u32) -> Result<Tracking> {
     let _ = source;
     let mut providers: Vec<Box<dyn ChangeProvider>> = Vec::new();
     if let Some(list) = changed_ranges {
@@ -27,8 +23,7 @@ pub fn sources(
 /// Parses a --changed-ranges file: one JSON object per line with `path` and either `ranges`
 /// (`[[offset, length], ...]`) or `"whole": true`.
 fn read_list(path: &Path) -> Result<ListProvider> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut files = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -53,10 +48,7 @@ fn read_list(path: &Path) -> Result<ListProvider> {
                     pair.and_then(|a| a.first()).and_then(Value::as_u64),
                     pair.and_then(|a| a.get(1)).and_then(Value::as_u64),
                 ) else {
-                    bail!(
-                        "{}: each range must be [offset, length] with whole numbers",
-                        at()
-                    );
+                    bail!("{}: each range must be [offset, length] with whole numbers", at());
                 };
                 rs.push(off..off.saturating_add(len));
             }

@@ -13,9 +13,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
-    ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig,
+    OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
+    ReplyStatfs, ReplyXattr, Request,
 };
 use parking_lot::RwLock;
 use snapshot_store::read::FileReader;
@@ -106,9 +106,7 @@ fn file_type(k: Kind) -> FileType {
 
 impl Filesystem for BackupFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        let want = InitFlags::FUSE_PARALLEL_DIROPS
-            | InitFlags::FUSE_DO_READDIRPLUS
-            | InitFlags::FUSE_READDIRPLUS_AUTO;
+        let want = InitFlags::FUSE_PARALLEL_DIROPS | InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO;
         let _ = config.add_capabilities(want & config.capabilities());
         // More readahead requests in flight; the read size itself is the kernel's readahead
         // (raised to 1 MiB per mount by the session when it can).
@@ -204,15 +202,7 @@ impl Filesystem for BackupFs {
         reply.ok();
     }
 
-    fn lseek(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        offset: i64,
-        whence: i32,
-        reply: ReplyLseek,
-    ) {
+    fn lseek(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
         let Some(reader) = self.files.read().get(&fh.0).cloned() else {
             return reply.error(Errno::EBADF);
         };
@@ -247,14 +237,7 @@ impl Filesystem for BackupFs {
         }
     }
 
-    fn readdir(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        mut reply: ReplyDirectory,
-    ) {
+    fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
         let Some(listing) = self.dirs.read().get(&fh.0).cloned() else {
             return reply.error(Errno::EBADF);
         };
@@ -272,14 +255,7 @@ impl Filesystem for BackupFs {
         }
     }
 
-    fn readdirplus(
-        &self,
-        _req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        mut reply: ReplyDirectoryPlus,
-    ) {
+    fn readdirplus(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
         let Some(listing) = self.dirs.read().get(&fh.0).cloned() else {
             return reply.error(Errno::EBADF);
         };
@@ -299,36 +275,17 @@ impl Filesystem for BackupFs {
         }
     }
 
-    fn releasedir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _flags: OpenFlags,
-        reply: ReplyEmpty,
-    ) {
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
         self.dirs.write().remove(&fh.0);
         reply.ok();
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         let (blocks, files) = match rustix::fs::statvfs(self.view.store().root()) {
-            Ok(s) => (
-                s.f_blocks * s.f_frsize / u64::from(self.block_size),
-                s.f_files,
-            ),
+            Ok(s) => (s.f_blocks * s.f_frsize / u64::from(self.block_size), s.f_files),
             Err(_) => (0, 0),
         };
-        reply.statfs(
-            blocks,
-            0,
-            0,
-            files,
-            0,
-            self.block_size,
-            255,
-            self.block_size,
-        );
+        reply.statfs(blocks, 0, 0, files, 0, self.block_size, 255, self.block_size);
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
@@ -387,16 +344,7 @@ impl Filesystem for BackupFs {
         reply.error(Errno::EROFS);
     }
 
-    fn mknod(
-        &self,
-        _r: &Request,
-        _p: INodeNo,
-        _n: &OsStr,
-        _m: u32,
-        _u: u32,
-        _d: u32,
-        reply: ReplyEntry,
-    ) {
+    fn mknod(&self, _r: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, _d: u32, reply: ReplyEntry) {
         reply.error(Errno::EROFS);
     }
 
@@ -412,14 +360,7 @@ impl Filesystem for BackupFs {
         reply.error(Errno::EROFS);
     }
 
-    fn symlink(
-        &self,
-        _r: &Request,
-        _p: INodeNo,
-        _n: &OsStr,
-        _t: &std::path::Path,
-        reply: ReplyEntry,
-    ) {
+    fn symlink(&self, _r: &Request, _p: INodeNo, _n: &OsStr, _t: &std::path::Path, reply: ReplyEntry) {
         reply.error(Errno::EROFS);
     }
 
@@ -455,29 +396,11 @@ impl Filesystem for BackupFs {
         reply.error(Errno::EROFS);
     }
 
-    fn create(
-        &self,
-        _r: &Request,
-        _p: INodeNo,
-        _n: &OsStr,
-        _m: u32,
-        _u: u32,
-        _f: i32,
-        reply: fuser::ReplyCreate,
-    ) {
+    fn create(&self, _r: &Request, _p: INodeNo, _n: &OsStr, _m: u32, _u: u32, _f: i32, reply: fuser::ReplyCreate) {
         reply.error(Errno::EROFS);
     }
 
-    fn setxattr(
-        &self,
-        _r: &Request,
-        _i: INodeNo,
-        _n: &OsStr,
-        _v: &[u8],
-        _f: i32,
-        _p: u32,
-        reply: ReplyEmpty,
-    ) {
+    fn setxattr(&self, _r: &Request, _i: INodeNo, _n: &OsStr, _v: &[u8], _f: i32, _p: u32, reply: ReplyEmpty) {
         reply.error(Errno::EROFS);
     }
 
@@ -485,16 +408,7 @@ impl Filesystem for BackupFs {
         reply.error(Errno::EROFS);
     }
 
-    fn fallocate(
-        &self,
-        _r: &Request,
-        _i: INodeNo,
-        _fh: FileHandle,
-        _o: u64,
-        _l: u64,
-        _m: i32,
-        reply: ReplyEmpty,
-    ) {
+    fn fallocate(&self, _r: &Request, _i: INodeNo, _fh: FileHandle, _o: u64, _l: u64, _m: i32, reply: ReplyEmpty) {
         reply.error(Errno::EROFS);
     }
 }

@@ -110,20 +110,22 @@ pub fn mount(store: Store, mountpoint: &Path, opts: &MountOptions) -> Result<Mou
         cfg.n_threads = Some(opts.threads.max(1));
         cfg.clone_fd = true;
     }
-    let session = fuser::spawn_mount(BackupFs::new(view), &path, &cfg).map_err(|source| match source.raw_os_error() {
-        Some(1) => MountError::FuseUnavailable(
-            "mounting needs root, or the fusermount3 helper for unprivileged users \
+    let session =
+        fuser::spawn_mount(BackupFs::new(view), &path, &cfg).map_err(|source| match source.raw_os_error() {
+            Some(1) => MountError::FuseUnavailable(
+                "mounting needs root, or the fusermount3 helper for unprivileged users \
              (Debian/Ubuntu: apt-get install fuse3)"
-                .into(),
-        ),
-        Some(2) | Some(19) => MountError::FuseUnavailable(
-            "the kernel has no FUSE support (load it with modprobe fuse; Debian/Ubuntu: apt-get install fuse3)".into(),
-        ),
-        _ => MountError::Mount {
-            path: path.clone(),
-            source,
-        },
-    })?;
+                    .into(),
+            ),
+            Some(2) | Some(19) => MountError::FuseUnavailable(
+                "the kernel has no FUSE support (load it with modprobe fuse; Debian/Ubuntu: apt-get install fuse3)"
+                    .into(),
+            ),
+            _ => MountError::Mount {
+                path: path.clone(),
+                source,
+            },
+        })?;
     if let Some(kb) = opts.readahead_kb {
         set_readahead(&path, kb);
     }
@@ -196,10 +198,7 @@ fn unmount_path(path: &Path) -> io::Result<()> {
             return Ok(());
         }
     }
-    Err(io::Error::other(format!(
-        "could not unmount {}",
-        path.display()
-    )))
+    Err(io::Error::other(format!("could not unmount {}", path.display())))
 }
 
 fn check_mountpoint(path: &Path) -> Result<(), MountError> {

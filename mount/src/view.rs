@@ -205,9 +205,7 @@ impl View {
             .by_number
             .get(snap as usize)
             .cloned()
-            .ok_or_else(|| Error::SnapshotNotFound {
-                id: format!("#{snap}"),
-            })
+            .ok_or_else(|| Error::SnapshotNotFound { id: format!("#{snap}") })
     }
 
     fn snapshot(&self, snap: u32) -> Result<(SnapshotId, Arc<Snapshot>)> {
@@ -285,9 +283,7 @@ impl View {
         if index == Snapshot::ROOT {
             return Ok(self.snapshot_dir_attr(snap, id));
         }
-        let e = s
-            .entry(index)
-            .ok_or_else(|| not_found(id, "no such inode"))?;
+        let e = s.entry(index).ok_or_else(|| not_found(id, "no such inode"))?;
         let (ino, nlink) = if e.hardlink != 0 {
             let groups = self.link_groups(snap, s);
             let (first, count) = groups.get(&e.hardlink).copied().unwrap_or((index, 1));
@@ -300,11 +296,7 @@ impl View {
         Ok(Attr {
             ino,
             kind: e.kind.into(),
-            size: if e.kind == EntryKind::Dir {
-                0
-            } else {
-                e.meta.size
-            },
+            size: if e.kind == EntryKind::Dir { 0 } else { e.meta.size },
             blocks: e.meta.blocks,
             perm: (e.meta.mode & 0o7777) as u16,
             nlink,
@@ -379,14 +371,10 @@ impl View {
                         target: Some(t),
                         ..
                     }) => Ok(t.clone()),
-                    _ => Err(Error::InvalidArgument(format!(
-                        "inode {ino} is not a symbolic link"
-                    ))),
+                    _ => Err(Error::InvalidArgument(format!("inode {ino} is not a symbolic link"))),
                 }
             }
-            Node::Root => Err(Error::InvalidArgument(
-                "the root is not a symbolic link".into(),
-            )),
+            Node::Root => Err(Error::InvalidArgument("the root is not a symbolic link".into())),
         }
     }
 
@@ -407,21 +395,11 @@ impl View {
 
     /// Lists `dir` from `offset` (0 to start, else a `next` value returned earlier), handing
     /// entries to `add` until it returns false (reply buffer full). `.` and `..` come first.
-    pub fn list(
-        &self,
-        ino: u64,
-        dir: &DirListing,
-        offset: u64,
-        mut add: impl FnMut(DirEntry) -> bool,
-    ) -> Result<()> {
+    pub fn list(&self, ino: u64, dir: &DirListing, offset: u64, mut add: impl FnMut(DirEntry) -> bool) -> Result<()> {
         match dir {
             DirListing::Root(ids) => {
                 let root = self.root_attr()?;
-                let latest = if ids.is_empty() {
-                    None
-                } else {
-                    self.latest_attr()?
-                };
+                let latest = if ids.is_empty() { None } else { self.latest_attr()? };
                 let fixed: Vec<(Vec<u8>, Attr)> = [
                     Some((b".".to_vec(), root)),
                     Some((b"..".to_vec(), root)),
@@ -437,10 +415,7 @@ impl View {
                         None => {
                             let id = &ids[i - fixed.len()];
                             let Some(n) = self.number(id) else { continue };
-                            (
-                                id.as_str().as_bytes().to_vec(),
-                                self.snapshot_dir_attr(n, id),
-                            )
+                            (id.as_str().as_bytes().to_vec(), self.snapshot_dir_attr(n, id))
                         }
                     };
                     if !add(DirEntry {
@@ -491,9 +466,7 @@ impl View {
     /// Opens regular file `ino` for reading.
     pub fn open(&self, ino: u64) -> Result<FileReader> {
         let Some(Node::Entry { snap, index }) = node_of(ino) else {
-            return Err(Error::InvalidArgument(format!(
-                "inode {ino} is not a regular file"
-            )));
+            return Err(Error::InvalidArgument(format!("inode {ino} is not a regular file")));
         };
         let (id, s) = self.snapshot(snap)?;
         let e = s.entry(index).ok_or_else(|| bad_inode(ino))?;
@@ -526,9 +499,7 @@ impl View {
         match node_of(ino) {
             Some(Node::Entry { snap, index }) if index != Snapshot::ROOT => {
                 let (_, s) = self.snapshot(snap)?;
-                Ok(s.entry(index)
-                    .map(|e| e.meta.xattrs.clone())
-                    .unwrap_or_default())
+                Ok(s.entry(index).map(|e| e.meta.xattrs.clone()).unwrap_or_default())
             }
             _ => Ok(Vec::new()),
         }

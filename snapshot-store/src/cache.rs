@@ -78,11 +78,7 @@ impl<K: Hash + Eq, V> ByteLru<K, V> {
     }
 
     /// Returns the cached value or computes, caches and returns it.
-    pub fn get_or_try_insert<E>(
-        &self,
-        key: K,
-        make: impl FnOnce() -> Result<(V, usize), E>,
-    ) -> Result<Arc<V>, E> {
+    pub fn get_or_try_insert<E>(&self, key: K, make: impl FnOnce() -> Result<(V, usize), E>) -> Result<Arc<V>, E> {
         if let Some(v) = self.get(&key) {
             return Ok(v);
         }

@@ -121,10 +121,7 @@ impl<'a> Decoder<'a> {
 
     /// An error naming this structure.
     pub fn error(&self, reason: impl Into<String>) -> Error {
-        Error::corrupt(
-            self.what,
-            format!("{} (at byte {})", reason.into(), self.pos),
-        )
+        Error::corrupt(self.what, format!("{} (at byte {})", reason.into(), self.pos))
     }
 
     /// Bytes not yet read.
@@ -289,10 +286,7 @@ mod tests {
         assert!(err.to_string().contains("snapshot X"), "{err}");
         let mut d = Decoder::new(&[0xff; 11], "v");
         assert!(d.varint().is_err());
-        let mut d = Decoder::new(
-            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02],
-            "v",
-        );
+        let mut d = Decoder::new(&[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02], "v");
         assert!(d.varint().is_err(), "bit 64 set must overflow");
     }
 

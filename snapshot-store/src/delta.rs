@@ -144,9 +144,7 @@ pub fn decode_ops(d: &mut Decoder<'_>, size: u64, base_size: Option<u64>) -> Res
                     .ok_or_else(|| d.error("copy range overflows"))?;
                 match base_size {
                     Some(bs) if end > bs => {
-                        return Err(
-                            d.error(format!("copy {base_offset}+{len} past the base's end {bs}"))
-                        );
+                        return Err(d.error(format!("copy {base_offset}+{len} past the base's end {bs}")));
                     }
                     None => return Err(d.error("copy op in a version without a base")),
                     _ => {}
@@ -156,15 +154,11 @@ pub fn decode_ops(d: &mut Decoder<'_>, size: u64, base_size: Option<u64>) -> Res
             }
             t => return Err(d.error(format!("unknown op tag {t}"))),
         };
-        total = total
-            .checked_add(len)
-            .ok_or_else(|| d.error("op lengths overflow"))?;
+        total = total.checked_add(len).ok_or_else(|| d.error("op lengths overflow"))?;
         ops.push(op);
     }
     if total != size {
-        return Err(d.error(format!(
-            "ops cover {total} bytes but the version has {size}"
-        )));
+        return Err(d.error(format!("ops cover {total} bytes but the version has {size}")));
     }
     Ok(ops)
 }
@@ -188,8 +182,7 @@ mod tests {
         prop_oneof![
             (1u64..1 << 40).prop_map(|len| DeltaOp::Literal { len }),
             (1u64..1 << 40).prop_map(|len| DeltaOp::Hole { len }),
-            (0u64..1 << 40, 1u64..1 << 30)
-                .prop_map(|(base_offset, len)| DeltaOp::Copy { base_offset, len }),
+            (0u64..1 << 40, 1u64..1 << 30).prop_map(|(base_offset, len)| DeltaOp::Copy { base_offset, len }),
         ]
     }
 
@@ -225,10 +218,7 @@ mod tests {
             base_offset: 15,
             len: 5,
         });
-        b.push(DeltaOp::Copy {
-            base_offset: 0,
-            len: 5,
-        });
+        b.push(DeltaOp::Copy { base_offset: 0, len: 5 });
         b.push(DeltaOp::Hole { len: 0 });
         assert_eq!(b.total(), 22);
         assert_eq!(
@@ -239,10 +229,7 @@ mod tests {
                     base_offset: 10,
                     len: 10
                 },
-                DeltaOp::Copy {
-                    base_offset: 0,
-                    len: 5
-                }
+                DeltaOp::Copy { base_offset: 0, len: 5 }
             ]
         );
     }

@@ -103,11 +103,7 @@ pub fn open(kind: Kind, bytes: &[u8], what: &str) -> Result<Vec<u8>> {
     if magic != kind.magic() {
         return Err(Error::corrupt(
             what,
-            format!(
-                "not a {} (bad magic {:?})",
-                kind.noun(),
-                String::from_utf8_lossy(magic)
-            ),
+            format!("not a {} (bad magic {:?})", kind.noun(), String::from_utf8_lossy(magic)),
         ));
     }
     let version = d.u16().map_err(|_| truncated(kind, what, bytes.len()))?;
@@ -154,17 +150,11 @@ pub fn open(kind: Kind, bytes: &[u8], what: &str) -> Result<Vec<u8>> {
             let out = zstd::bulk::decompress(stored, raw_len as usize)
                 .map_err(|e| Error::corrupt(what, format!("payload does not decompress: {e}")))?;
             if out.len() as u64 != raw_len {
-                return Err(Error::corrupt(
-                    what,
-                    "decompressed payload has the wrong length",
-                ));
+                return Err(Error::corrupt(what, "decompressed payload has the wrong length"));
             }
             Ok(out)
         }
-        other => Err(Error::corrupt(
-            what,
-            format!("unknown payload codec {other}"),
-        )),
+        other => Err(Error::corrupt(what, format!("unknown payload codec {other}"))),
     }
 }
 
@@ -201,9 +191,7 @@ mod tests {
             assert!(
                 matches!(
                     err,
-                    Error::ChecksumMismatch { .. }
-                        | Error::Corrupt { .. }
-                        | Error::UnsupportedVersion { .. }
+                    Error::ChecksumMismatch { .. } | Error::Corrupt { .. } | Error::UnsupportedVersion { .. }
                 ),
                 "byte {i}: {err:?}"
             );
@@ -215,10 +203,7 @@ mod tests {
         let mut sealed = seal(Kind::Config, b"x");
         sealed[8] = 9;
         let err = open(Kind::Config, &sealed, "config").unwrap_err();
-        assert!(
-            matches!(err, Error::UnsupportedVersion { found: 9, .. }),
-            "{err:?}"
-        );
+        assert!(matches!(err, Error::UnsupportedVersion { found: 9, .. }), "{err:?}");
         assert!(err.to_string().contains("upgrade"));
     }
 

@@ -96,27 +96,20 @@ impl ExtentMap {
 
     /// Composes the map of a version from its ops, its literal object, and its base's map.
     /// `what` names the version in errors.
-    pub fn compose(
-        ops: &[DeltaOp],
-        literal: Option<ObjectId>,
-        base: Option<&ExtentMap>,
-        what: &str,
-    ) -> Result<Self> {
+    pub fn compose(ops: &[DeltaOp], literal: Option<ObjectId>, base: Option<&ExtentMap>, what: &str) -> Result<Self> {
         let mut b = Builder::default();
         let mut lit_off = 0u64;
         let lit_index = literal.map(|id| b.intern(id));
         for op in ops {
             match *op {
                 DeltaOp::Literal { len } => {
-                    let o = lit_index
-                        .ok_or_else(|| Error::corrupt(what, "literal op without literal data"))?;
+                    let o = lit_index.ok_or_else(|| Error::corrupt(what, "literal op without literal data"))?;
                     b.push(o, lit_off, len);
                     lit_off += len;
                 }
                 DeltaOp::Hole { len } => b.push(HOLE, 0, len),
                 DeltaOp::Copy { base_offset, len } => {
-                    let base =
-                        base.ok_or_else(|| Error::corrupt(what, "copy op without a base"))?;
+                    let base = base.ok_or_else(|| Error::corrupt(what, "copy op without a base"))?;
                     let end = base_offset
                         .checked_add(len)
                         .filter(|&e| e <= base.size)
@@ -133,9 +126,10 @@ impl ExtentMap {
                         if ext.object == HOLE {
                             b.push(HOLE, 0, take);
                         } else {
-                            let id = *base.objects.get(ext.object as usize).ok_or_else(|| {
-                                Error::corrupt(what, "base map names no such object")
-                            })?;
+                            let id = *base
+                                .objects
+                                .get(ext.object as usize)
+                                .ok_or_else(|| Error::corrupt(what, "base map names no such object"))?;
                             let o = b.intern(id);
                             b.push(o, ext.offset + (pos - ext.start), take);
                         }
@@ -165,9 +159,7 @@ impl ExtentMap {
 
     /// Bytes of memory held (for cache accounting).
     pub fn memory_bytes(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + self.extents.len() * std::mem::size_of::<Extent>()
-            + self.objects.len() * 32
+        std::mem::size_of::<Self>() + self.extents.len() * std::mem::size_of::<Extent>() + self.objects.len() * 32
     }
 
     /// End offset of extent `i`.
@@ -177,9 +169,7 @@ impl ExtentMap {
 
     /// Index of the extent containing `offset` (offset < size).
     pub fn find(&self, offset: u64) -> usize {
-        self.extents
-            .partition_point(|e| e.start <= offset)
-            .saturating_sub(1)
+        self.extents.partition_point(|e| e.start <= offset).saturating_sub(1)
     }
 
     /// The pieces covering `[offset, offset + len)`, clipped to the version's size.
@@ -196,10 +186,7 @@ impl ExtentMap {
             let source = if ext.object == HOLE {
                 None
             } else {
-                Some((
-                    *self.objects.get(ext.object as usize)?,
-                    ext.offset + (pos - ext.start),
-                ))
+                Some((*self.objects.get(ext.object as usize)?, ext.offset + (pos - ext.start)))
             };
             let piece = Piece {
                 file_offset: pos,
@@ -293,19 +280,10 @@ impl ExtentMap {
             let (object, offset) = if src == 0 {
                 (HOLE, 0)
             } else {
-                let o = u32::try_from(src - 1)
-                    .ok()
-                    .filter(|&o| (o as usize) < n_objects);
-                (
-                    o.ok_or_else(|| d.error("extent names no such object"))?,
-                    d.varint()?,
-                )
+                let o = u32::try_from(src - 1).ok().filter(|&o| (o as usize) < n_objects);
+                (o.ok_or_else(|| d.error("extent names no such object"))?, d.varint()?)
             };
-            extents.push(Extent {
-                start,
-                object,
-                offset,
-            });
+            extents.push(Extent { start, object, offset });
             start = start
                 .checked_add(len)
                 .ok_or_else(|| d.error("extent lengths overflow"))?;
@@ -314,11 +292,7 @@ impl ExtentMap {
         if start != size {
             return Err(Error::corrupt(what, "extents do not cover the version"));
         }
-        Ok(ExtentMap {
-            size,
-            objects,
-            extents,
-        })
+        Ok(ExtentMap { size, objects, extents })
     }
 }
 
@@ -337,9 +311,7 @@ mod tests {
         for p in map.pieces(0, map.size()) {
             match p.source {
                 None => out.extend(std::iter::repeat_n(0u8, p.len as usize)),
-                Some((o, off)) => {
-                    out.extend_from_slice(&objects[&o][off as usize..(off + p.len) as usize])
-                }
+                Some((o, off)) => out.extend_from_slice(&objects[&o][off as usize..(off + p.len) as usize]),
             }
         }
         out
@@ -364,15 +336,9 @@ mod tests {
         assert_eq!(render(&full, &objs), b"abcde\0\0\0fghij");
         let delta = ExtentMap::compose(
             &[
-                DeltaOp::Copy {
-                    base_offset: 3,
-                    len: 4,
-                },
+                DeltaOp::Copy { base_offset: 3, len: 4 },
                 DeltaOp::Literal { len: 3 },
-                DeltaOp::Copy {
-                    base_offset: 0,
-                    len: 2,
-                },
+                DeltaOp::Copy { base_offset: 0, len: 2 },
             ],
             Some(id(2)),
             Some(&full),
@@ -405,15 +371,13 @@ mod tests {
         assert_eq!(m.next_hole(0), Some(0));
         assert_eq!(m.next_hole(11), Some(15));
         assert_eq!(m.next_hole(20), None);
-        let full =
-            ExtentMap::compose(&[DeltaOp::Literal { len: 7 }], Some(id(1)), None, "f").unwrap();
+        let full = ExtentMap::compose(&[DeltaOp::Literal { len: 7 }], Some(id(1)), None, "f").unwrap();
         assert_eq!(full.next_hole(3), Some(7), "the end counts as a hole");
     }
 
     #[test]
     fn merges_contiguous_ranges() {
-        let full =
-            ExtentMap::compose(&[DeltaOp::Literal { len: 100 }], Some(id(1)), None, "f").unwrap();
+        let full = ExtentMap::compose(&[DeltaOp::Literal { len: 100 }], Some(id(1)), None, "f").unwrap();
         let d = ExtentMap::compose(
             &[
                 DeltaOp::Copy {

@@ -150,12 +150,7 @@ pub(crate) struct RatioExceeded;
 impl FileWriter<'_> {
     /// Writes the file at `path` (`rel` relative to the source), whose previous entry (if any)
     /// is `prev`.
-    pub fn write(
-        &self,
-        path: &std::path::Path,
-        rel: &str,
-        prev: Option<&PrevEntry>,
-    ) -> Result<FileOutcome, Failure> {
+    pub fn write(&self, path: &std::path::Path, rel: &str, prev: Option<&PrevEntry>) -> Result<FileOutcome, Failure> {
         let mut read_total = 0u64;
         for _ in 0..ATTEMPTS {
             let src = SourceFile::open(path).map_err(Failure::Source)?;
@@ -175,9 +170,7 @@ impl FileWriter<'_> {
         }
         Err(Failure::Source(Error::io(
             path,
-            std::io::Error::other(format!(
-                "changed while being read ({ATTEMPTS} attempts); not backed up"
-            )),
+            std::io::Error::other(format!("changed while being read ({ATTEMPTS} attempts); not backed up")),
         )))
     }
 
@@ -224,65 +217,67 @@ impl FileWriter<'_> {
 
     fn write_once(
         &self,
-        src: &SourceFile,
+        live: &SourceFile,
         rel: &str,
         prev: Option<&PrevEntry>,
     ) -> Result<(FileOutcome, Produced, bool), Failure> {
-        let meta = src.meta().clone();
+        let meta = live.meta().clone();
         let prev_content = prev.map(|p| &p.content);
         let plan = self.plan(prev_content, meta.size);
         let mut tracking_note = None;
-        if let (Some(tracking), Some(prev), Plan::Delta { .. }) = (self.tracking, prev, &plan) {
-            let prev_deltas = self
-                .store
-                .version(&prev.content.version)
-                .map(|v| v.deltas_since_full)
-                .unwrap_or(0);
+        let mut frozen: Option<SourceFile> = None;
+        if let (Some(tracking), false) = (self.tracking, matches!(plan, Plan::Whole)) {
             for provider in &tracking.providers {
-                let Some(input) = provider.changes(src.path(), rel, &meta, &prev.meta) else {
+                let Some(input) = provider.changes(live.path(), rel, &meta, prev) else {
                     continue;
                 };
-                let frozen = input.data.is_some();
-                let data = input.data.as_ref().unwrap_or(src.file());
-                match self.write_tracked(
-                    data,
-                    src.path(),
-                    &meta,
-                    &prev.content,
-                    &input.changes,
-                    prev_deltas,
-                )? {
-                    Tracked::Done(done) => {
-                        let (outcome, produced) = *done;
-                        return Ok((outcome, produced, frozen));
-                    }
-                    Tracked::Fallback(reason) => {
-                        tracking_note = Some(reason);
-                        break;
-                    }
-                    Tracked::RatioExceeded => {
-                        let reason = format!(
-                            "delta larger than {} of the full (max delta ratio)",
-                            self.policy.max_delta_ratio.unwrap_or(Percent(0))
-                        );
-                        return self.write_full(src, reason).map(|(o, p)| (o, p, false));
-                    }
+                if let Some(data) = input.data {
+                    frozen = Some(SourceFile::frozen(data, live.path(), meta.clone()));
                 }
+                let src = frozen.as_ref().unwrap_or(live);
+                match (input.changes, prev, &plan) {
+                    (Some(changes), Some(prev), Plan::Delta { .. }) => {
+                        let prev_deltas = self
+                            .store
+                            .version(&prev.content.version)
+                            .map(|v| v.deltas_since_full)
+                            .unwrap_or(0);
+                        match self.write_tracked(src.file(), src.path(), &meta, &prev.content, &changes, prev_deltas)? {
+                            Tracked::Done(done) => {
+                                let (outcome, produced) = *done;
+                                return Ok((outcome, produced, frozen.is_some()));
+                            }
+                            Tracked::Fallback(reason) => tracking_note = Some(reason),
+                            Tracked::RatioExceeded => {
+                                let reason = format!(
+                                    "delta larger than {} of the full (max delta ratio)",
+                                    self.policy.max_delta_ratio.unwrap_or(Percent(0))
+                                );
+                                let (o, p) = self.write_full(src, reason)?;
+                                return Ok((o, p, frozen.is_some()));
+                            }
+                        }
+                    }
+                    (None, Some(_), Plan::Delta { .. }) => {
+                        tracking_note = provider
+                            .note()
+                            .or(Some("no complete record of changes for this file".into()));
+                    }
+                    _ => {}
+                }
+                break;
             }
-            if tracking_note.is_none() {
+            if tracking_note.is_none() && matches!(plan, Plan::Delta { .. }) {
                 tracking_note = Some("no change source covers this file".into());
             }
         }
+        let src = frozen.as_ref().unwrap_or(live);
         let (mut outcome, produced) = match plan {
             Plan::Whole => self.write_whole(src)?,
             Plan::Full(reason) => self.write_full(src, reason)?,
             Plan::Delta { base, full, kind } => {
                 let prev_deltas = match prev_content {
-                    Some(c) => self
-                        .store
-                        .version(&c.version)
-                        .map(|v| v.deltas_since_full)
-                        .unwrap_or(0),
+                    Some(c) => self.store.version(&c.version).map(|v| v.deltas_since_full).unwrap_or(0),
                     None => 0,
                 };
                 match self.write_delta(src, &base, &full, kind, prev_deltas)? {
@@ -303,12 +298,11 @@ impl FileWriter<'_> {
                 None => format!("change tracking: {note}"),
             });
         }
-        Ok((outcome, produced, false))
+        Ok((outcome, produced, frozen.is_some()))
     }
 
     fn write_whole(&self, src: &SourceFile) -> Result<(FileOutcome, Produced), Failure> {
-        let mut obj = DataObjectWriter::create(&self.store.tmp_dir(), COMPRESSION_LEVEL)
-            .map_err(Failure::Store)?;
+        let mut obj = DataObjectWriter::create(&self.store.tmp_dir(), COMPRESSION_LEVEL).map_err(Failure::Store)?;
         let mut store_err = None;
         let read = src.read_segments(|seg| {
             let r = match seg {
@@ -368,14 +362,13 @@ impl FileWriter<'_> {
         let base_sig = match self.store.signature(&base.signature) {
             Ok(s) => s,
             Err(e) => {
-                return self
-                    .write_full(src, format!("base signature unreadable ({e})"))
-                    .map(Ok);
+                return self.write_full(src, format!("base signature unreadable ({e})")).map(Ok);
             }
         };
-        let limit = self.policy.max_delta_ratio.map(|p| {
-            ((u128::from(full.literal_stored) * u128::from(p.0) / 10_000) as u64).max(RATIO_FLOOR)
-        });
+        let limit = self
+            .policy
+            .max_delta_ratio
+            .map(|p| ((u128::from(full.literal_stored) * u128::from(p.0) / 10_000) as u64).max(RATIO_FLOOR));
         let info = DeltaInfo {
             base: Arc::clone(base),
             full_id: full.id,
@@ -387,11 +380,7 @@ impl FileWriter<'_> {
         self.pass(src, Some(info), String::new())
     }
 
-    fn write_full(
-        &self,
-        src: &SourceFile,
-        reason: String,
-    ) -> Result<(FileOutcome, Produced), Failure> {
+    fn write_full(&self, src: &SourceFile, reason: String) -> Result<(FileOutcome, Produced), Failure> {
         match self.pass(src, None, reason)? {
             Ok(r) => Ok(r),
             Err(RatioExceeded) => unreachable!("a full has no ratio limit"),
@@ -406,12 +395,9 @@ impl FileWriter<'_> {
         reason: String,
     ) -> Result<Result<(FileOutcome, Produced), RatioExceeded>, Failure> {
         let size = src.meta().size;
-        let index = delta
-            .as_ref()
-            .map(|d| BaseIndex::new(Arc::clone(&d.base_sig)));
+        let index = delta.as_ref().map(|d| BaseIndex::new(Arc::clone(&d.base_sig)));
         let mut matcher = Matcher::new(index.as_ref(), self.policy.block_size.for_size(size));
-        let mut sink = DataObjectWriter::create(&self.store.tmp_dir(), COMPRESSION_LEVEL)
-            .map_err(Failure::Store)?;
+        let mut sink = DataObjectWriter::create(&self.store.tmp_dir(), COMPRESSION_LEVEL).map_err(Failure::Store)?;
         let limit = delta.as_ref().and_then(|d| d.limit);
         let mut store_err = None;
         let mut over_limit = false;
@@ -517,8 +503,7 @@ impl FileWriter<'_> {
             literal,
             leaves,
         };
-        self.assemble(built, delta.as_ref(), tree_base, outcome)
-            .map(Ok)
+        self.assemble(built, delta.as_ref(), tree_base, outcome).map(Ok)
     }
 
     /// Writes a new version's records: its signature (runs over the base's while that chain is
@@ -567,10 +552,7 @@ impl FileWriter<'_> {
 
         let sig_record = match delta {
             Some(d) => {
-                let chain = self
-                    .store
-                    .signature_chain(&d.base.signature)
-                    .map_err(Failure::Store)?;
+                let chain = self.store.signature_chain(&d.base.signature).map_err(Failure::Store)?;
                 let runs = SignatureRecord {
                     block_size,
                     file_size: size,
@@ -620,12 +602,8 @@ impl FileWriter<'_> {
         };
         let mut map_checkpoint = None;
         if depth > 0 && depth % MAP_CHECKPOINT_INTERVAL == 0 {
-            let base_map = self
-                .store
-                .extent_map(&base.unwrap_or(id))
-                .map_err(Failure::Store)?;
-            let map = ExtentMap::compose(&ops, literal_id, Some(&base_map), "new version")
-                .map_err(Failure::Store)?;
+            let base_map = self.store.extent_map(&base.unwrap_or(id)).map_err(Failure::Store)?;
+            let map = ExtentMap::compose(&ops, literal_id, Some(&base_map), "new version").map_err(Failure::Store)?;
             let payload = map.encode();
             let cp = map_object_id(&payload);
             envelopes.push((cp, Kind::ExtentMap, payload));
@@ -670,9 +648,8 @@ impl FileWriter<'_> {
         base: Option<(ObjectId, Arc<Vec<Cv>>, u16)>,
         envelopes: &mut Vec<(ObjectId, Kind, Vec<u8>)>,
     ) -> Result<ObjectId> {
-        let leaf_count = u32::try_from(leaves.count).map_err(|_| {
-            Error::InvalidArgument("file too large for a hash tree (16 TiB)".into())
-        })?;
+        let leaf_count = u32::try_from(leaves.count)
+            .map_err(|_| Error::InvalidArgument("file too large for a hash tree (16 TiB)".into()))?;
         let record = match base {
             Some((base_id, _, chain)) if chain < SIGNATURE_CHAIN_MAX => HashTreeRecord {
                 file_size: size,
@@ -686,11 +663,7 @@ impl FileWriter<'_> {
                 leaf_count,
                 resolve_runs(leaves.runs, Some(&cvs), "new hash tree")?,
             ),
-            None => complete_tree(
-                size,
-                leaf_count,
-                resolve_runs(leaves.runs, None, "new hash tree")?,
-            ),
+            None => complete_tree(size, leaf_count, resolve_runs(leaves.runs, None, "new hash tree")?),
         };
         let (id, payload) = record.encode();
         envelopes.push((id, Kind::HashTree, payload));
@@ -710,11 +683,7 @@ fn complete_tree(size: u64, leaf_count: u32, cvs: Vec<Cv>) -> HashTreeRecord {
 
 /// The id of an extent-map object with this payload.
 pub fn map_object_id(payload: &[u8]) -> ObjectId {
-    ObjectId::from(
-        blake3::Hasher::new_derive_key(MAP_CONTEXT)
-            .update(payload)
-            .finalize(),
-    )
+    ObjectId::from(blake3::Hasher::new_derive_key(MAP_CONTEXT).update(payload).finalize())
 }
 
 /// What a delta is written against.

@@ -9,9 +9,7 @@
 //! version's tree (unchanged leaves keep their values).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
-use blake3::hazmat::{
-    ChainingValue, HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root,
-};
+use blake3::hazmat::{ChainingValue, HasherExt, Mode, merge_subtrees_non_root, merge_subtrees_root};
 use rayon::prelude::*;
 
 use crate::codec::{Decoder, Encoder};
@@ -50,11 +48,7 @@ fn merge_non_root(cv: &impl Fn(usize) -> Cv, lo: usize, hi: usize) -> Cv {
         return cv(lo);
     }
     let mid = lo + split(hi - lo);
-    merge_subtrees_non_root(
-        &merge_non_root(cv, lo, mid),
-        &merge_non_root(cv, mid, hi),
-        Mode::Hash,
-    )
+    merge_subtrees_non_root(&merge_non_root(cv, lo, mid), &merge_non_root(cv, mid, hi), Mode::Hash)
 }
 
 /// The BLAKE3 of a version with `n ≥ 2` leaves whose chaining values `cv(i)` gives. (A version of
@@ -114,11 +108,7 @@ impl CvStack {
             right = merge_subtrees_non_root(&left, &right, Mode::Hash);
             left = next;
         }
-        Some(VersionId::from(merge_subtrees_root(
-            &left,
-            &right,
-            Mode::Hash,
-        )))
+        Some(VersionId::from(merge_subtrees_root(&left, &right, Mode::Hash)))
     }
 }
 
@@ -167,8 +157,7 @@ impl TreeHasher {
     pub fn update(&mut self, mut data: &[u8]) {
         if self.offset < LEAF {
             let keep = (LEAF - self.offset).min(data.len() as u64) as usize;
-            self.head
-                .extend_from_slice(data.get(..keep).unwrap_or_default());
+            self.head.extend_from_slice(data.get(..keep).unwrap_or_default());
         }
         self.offset += data.len() as u64;
         if !self.partial.is_empty() {
@@ -378,10 +367,7 @@ impl HashTreeRecord {
         })?;
         d.finish()?;
         if total != u64::from(leaf_count) {
-            return Err(Error::corrupt(
-                what,
-                "runs hold fewer leaves than the header says",
-            ));
+            return Err(Error::corrupt(what, "runs hold fewer leaves than the header says"));
         }
         Ok(HashTreeRecord {
             file_size,
@@ -412,9 +398,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn bytes(n: usize, seed: u8) -> Vec<u8> {
-        (0..n)
-            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
-            .collect()
+        (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
     }
 
     proptest! {

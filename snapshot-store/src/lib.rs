@@ -7,6 +7,7 @@ pub mod delta;
 pub mod envelope;
 pub mod error;
 pub mod extent;
+pub mod fiemap;
 pub mod filewrite;
 pub mod fsio;
 pub mod hashtree;

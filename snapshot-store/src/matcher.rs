@@ -171,10 +171,7 @@ impl BaseIndex {
         let range = self.buckets[b] as usize..self.buckets[b + 1] as usize;
         let mut strong = None;
         for &(w, i) in self.entries[range].iter().take(MAX_CANDIDATES) {
-            if w == weak
-                && *strong.get_or_insert_with(|| strong_hash(window))
-                    == self.sig.blocks[i as usize].strong
-            {
+            if w == weak && *strong.get_or_insert_with(|| strong_hash(window)) == self.sig.blocks[i as usize].strong {
                 return Some(i);
             }
         }
@@ -317,9 +314,7 @@ impl<'a> Matcher<'a> {
                 }
             }
             if avail >= self.bs as u64 {
-                self.ops.push(DeltaOp::Hole {
-                    len: self.bs as u64,
-                });
+                self.ops.push(DeltaOp::Hole { len: self.bs as u64 });
                 self.stats.holes += self.bs as u64;
                 self.sig.push_new([self.zero_block]);
                 self.prev = None;
@@ -464,11 +459,7 @@ impl<'a> Matcher<'a> {
             let start = self.pos + skip;
             let stop = start + blk.len as usize;
             if stop > self.buf.len() {
-                return if last {
-                    InPlace::NotFound
-                } else {
-                    InPlace::NeedMoreData
-                };
+                return if last { InPlace::NotFound } else { InPlace::NeedMoreData };
             }
             let w = &self.buf[start..stop];
             let hit = if base.zero[j] {
@@ -477,10 +468,7 @@ impl<'a> Matcher<'a> {
                 strong_hash(w) == blk.strong
             };
             if hit {
-                return InPlace::Found {
-                    skip,
-                    block: j as u32,
-                };
+                return InPlace::Found { skip, block: j as u32 };
             }
             skip += blk.len as usize;
         }
@@ -511,9 +499,7 @@ impl<'a> Matcher<'a> {
 
     fn take_zero_block(&mut self, sink: &mut dyn LiteralSink) -> Result<()> {
         self.flush_literal(sink)?;
-        self.ops.push(DeltaOp::Hole {
-            len: self.bs as u64,
-        });
+        self.ops.push(DeltaOp::Hole { len: self.bs as u64 });
         self.stats.holes += self.bs as u64;
         self.sig.push_new([self.zero_block]);
         self.pos += self.bs;
@@ -546,14 +532,10 @@ impl<'a> Matcher<'a> {
         self.stats.literal += len;
         let roller = &self.roller;
         if data.len() >= 16 * self.bs {
-            let blocks: Vec<BlockSig> = data
-                .par_chunks(self.bs)
-                .map(|b| block_sig(roller, b))
-                .collect();
+            let blocks: Vec<BlockSig> = data.par_chunks(self.bs).map(|b| block_sig(roller, b)).collect();
             self.sig.push_new(blocks);
         } else {
-            self.sig
-                .push_new(data.chunks(self.bs).map(|b| block_sig(roller, b)));
+            self.sig.push_new(data.chunks(self.bs).map(|b| block_sig(roller, b)));
         }
         self.lit = end;
         Ok(())
@@ -567,12 +549,7 @@ mod tests {
     use proptest::prelude::*;
 
     /// Matches `new` against `base_sig` (if any) feeding in pieces, then rebuilds it from the ops.
-    fn run(
-        base: Option<(&[u8], &Signature)>,
-        new: &[u8],
-        bs: u32,
-        piece: usize,
-    ) -> (MatchOutput, Signature) {
+    fn run(base: Option<(&[u8], &Signature)>, new: &[u8], bs: u32, piece: usize) -> (MatchOutput, Signature) {
         let index = base.map(|(_, s)| BaseIndex::new(Arc::new(s.clone())));
         let mut m = Matcher::new(index.as_ref(), bs);
         let mut lits = Vec::new();
@@ -592,8 +569,7 @@ mod tests {
                 DeltaOp::Hole { len } => rebuilt.extend(std::iter::repeat_n(0u8, len as usize)),
                 DeltaOp::Copy { base_offset, len } => {
                     let b = base.unwrap().0;
-                    rebuilt
-                        .extend_from_slice(&b[base_offset as usize..(base_offset + len) as usize]);
+                    rebuilt.extend_from_slice(&b[base_offset as usize..(base_offset + len) as usize]);
                 }
             }
         }
@@ -650,11 +626,7 @@ mod tests {
         let (out, sig) = run(Some((&base, &base_sig)), &new, 1024, 5000);
         check_sig(&sig, &new);
         // Literal: the insertion plus at most two blocks around each edit.
-        assert!(
-            out.stats.literal <= 333 + 4 * 1024,
-            "literal {}",
-            out.stats.literal
-        );
+        assert!(out.stats.literal <= 333 + 4 * 1024, "literal {}", out.stats.literal);
     }
 
     #[test]

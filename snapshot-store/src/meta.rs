@@ -49,14 +49,8 @@ pub fn from_stat(md: &fs::Metadata) -> Metadata {
             mode: md.mode() & 0o7777,
             uid: md.uid(),
             gid: md.gid(),
-            mtime_ns: md
-                .mtime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(md.mtime_nsec()),
-            ctime_ns: md
-                .ctime()
-                .saturating_mul(1_000_000_000)
-                .saturating_add(md.ctime_nsec()),
+            mtime_ns: md.mtime().saturating_mul(1_000_000_000).saturating_add(md.mtime_nsec()),
+            ctime_ns: md.ctime().saturating_mul(1_000_000_000).saturating_add(md.ctime_nsec()),
             dev: md.dev(),
             ino: md.ino(),
             nlink: u32::try_from(md.nlink()).unwrap_or(u32::MAX),
@@ -74,11 +68,7 @@ pub fn from_stat(md: &fs::Metadata) -> Metadata {
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
         Metadata {
-            mode: if md.permissions().readonly() {
-                0o444
-            } else {
-                0o644
-            },
+            mode: if md.permissions().readonly() { 0o444 } else { 0o644 },
             mtime_ns,
             ctime_ns: mtime_ns,
             size: md.len(),
@@ -103,17 +93,12 @@ pub fn user_xattrs(path: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
         let n = loop {
             match llistxattr(path, &mut names) {
                 Ok(n) => break n,
-                Err(rustix::io::Errno::RANGE) if names.len() < 1 << 20 => {
-                    names.resize(names.len() * 4, 0)
-                }
+                Err(rustix::io::Errno::RANGE) if names.len() < 1 << 20 => names.resize(names.len() * 4, 0),
                 Err(_) => return Vec::new(),
             }
         };
         let mut out = Vec::new();
-        for name in names[..n]
-            .split(|&b| b == 0)
-            .filter(|n| n.starts_with(b"user."))
-        {
+        for name in names[..n].split(|&b| b == 0).filter(|n| n.starts_with(b"user.")) {
             let mut value = vec![0u8; 4096];
             loop {
                 match lgetxattr(path, name, &mut value) {
@@ -122,9 +107,7 @@ pub fn user_xattrs(path: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
                         out.push((name.to_vec(), value));
                         break;
                     }
-                    Err(rustix::io::Errno::RANGE) if value.len() < 1 << 20 => {
-                        value.resize(value.len() * 4, 0)
-                    }
+                    Err(rustix::io::Errno::RANGE) if value.len() < 1 << 20 => value.resize(value.len() * 4, 0),
                     Err(_) => break,
                 }
             }
@@ -238,10 +221,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
         fs::write(&p, b"x").unwrap();
-        let attrs = vec![
-            (b"user.a".to_vec(), b"1".to_vec()),
-            (b"user.b".to_vec(), vec![0, 1, 2]),
-        ];
+        let attrs = vec![(b"user.a".to_vec(), b"1".to_vec()), (b"user.b".to_vec(), vec![0, 1, 2])];
         if set_user_xattrs(&p, &attrs).is_ok() {
             assert_eq!(user_xattrs(&p), attrs);
         }

@@ -24,9 +24,7 @@ impl FromStr for DeltaMode {
         match s.to_ascii_lowercase().as_str() {
             "incremental" | "inc" => Ok(DeltaMode::Incremental),
             "differential" | "diff" => Ok(DeltaMode::Differential),
-            _ => Err(format!(
-                "unknown delta mode {s:?}: use incremental or differential"
-            )),
+            _ => Err(format!("unknown delta mode {s:?}: use incremental or differential")),
         }
     }
 }
@@ -67,11 +65,7 @@ impl BlockSize {
     pub fn for_size(self, size: u64) -> u32 {
         match self {
             // A fixed size is raised where the file would otherwise have more than 2^31 blocks.
-            BlockSize::Fixed(b) => b.max(
-                u32::try_from(size >> 31)
-                    .unwrap_or(Self::MAX)
-                    .min(Self::MAX),
-            ),
+            BlockSize::Fixed(b) => b.max(u32::try_from(size >> 31).unwrap_or(Self::MAX).min(Self::MAX)),
             BlockSize::Auto => {
                 let mut b = Self::AUTO_MIN;
                 while b < Self::AUTO_MAX && size.div_ceil(u64::from(b)) > Self::AUTO_MAX_BLOCKS {
@@ -150,10 +144,7 @@ impl fmt::Display for Percent {
 }
 
 /// Parses `off` as `None`, anything else with `parse`.
-pub fn parse_optional<T>(
-    s: &str,
-    parse: impl Fn(&str) -> Result<T, String>,
-) -> Result<Option<T>, String> {
+pub fn parse_optional<T>(s: &str, parse: impl Fn(&str) -> Result<T, String>) -> Result<Option<T>, String> {
     if s.eq_ignore_ascii_case("off") || s.eq_ignore_ascii_case("none") {
         Ok(None)
     } else {
@@ -165,9 +156,7 @@ pub fn parse_optional<T>(
 /// T) are binary multiples (1024); `KB`, `MB`, `GB`, `TB` are decimal (1000). Case-insensitive.
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let unit = unit.trim().to_ascii_lowercase();
     let mult: u64 = match unit.as_str() {
@@ -190,9 +179,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         return Err(format!("invalid size {s:?}: no number"));
     }
     if let Ok(n) = num.parse::<u64>() {
-        return n
-            .checked_mul(mult)
-            .ok_or_else(|| format!("size {s} is too large"));
+        return n.checked_mul(mult).ok_or_else(|| format!("size {s} is too large"));
     }
     let f: f64 = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
     let v = f * mult as f64;
@@ -302,10 +289,7 @@ impl Policy {
         });
         e.u64(self.min_delta_size);
         e.u32(self.max_deltas.map_or(u32::MAX, |n| n.min(u32::MAX - 1)));
-        e.u32(
-            self.max_delta_ratio
-                .map_or(u32::MAX, |p| p.0.min(u32::MAX - 1)),
-        );
+        e.u32(self.max_delta_ratio.map_or(u32::MAX, |p| p.0.min(u32::MAX - 1)));
         e.u8(u8::from(self.change_tracking));
     }
 
@@ -344,13 +328,8 @@ impl fmt::Display for Policy {
             self.block_size,
             format_size(self.min_delta_size),
             self.max_deltas.map_or("off".to_string(), |n| n.to_string()),
-            self.max_delta_ratio
-                .map_or("off".to_string(), |p| p.to_string()),
-            if self.change_tracking {
-                ", change tracking"
-            } else {
-                ""
-            }
+            self.max_delta_ratio.map_or("off".to_string(), |p| p.to_string()),
+            if self.change_tracking { ", change tracking" } else { "" }
         )
     }
 }

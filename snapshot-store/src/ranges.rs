@@ -68,9 +68,9 @@ impl RangeSet {
     /// Every range widened to multiples of `unit` (clipped to `[0, end)`).
     pub fn align(&self, unit: u64, end: u64) -> RangeSet {
         RangeSet::from_ranges(
-            self.ranges.iter().map(|r| {
-                (r.start / unit * unit)..r.end.div_ceil(unit).saturating_mul(unit).min(end)
-            }),
+            self.ranges
+                .iter()
+                .map(|r| (r.start / unit * unit)..r.end.div_ceil(unit).saturating_mul(unit).min(end)),
         )
     }
 }

@@ -29,11 +29,7 @@ impl std::fmt::Debug for FileReader {
 
 impl FileReader {
     pub(crate) fn new(store: Store, version: VersionId, map: Arc<ExtentMap>) -> Self {
-        FileReader {
-            store,
-            version,
-            map,
-        }
+        FileReader { store, version, map }
     }
 
     /// The version's size.
@@ -74,16 +70,9 @@ impl FileReader {
         while done < out.len() {
             let index = (pos / fs) as u32;
             let within = (pos % fs) as usize;
-            let frame_len = obj
-                .frames()
-                .get(index as usize)
-                .map_or(0, |f| f.raw_len as usize);
+            let frame_len = obj.frames().get(index as usize).map_or(0, |f| f.raw_len as usize);
             let n = (frame_len - within.min(frame_len)).min(out.len() - done);
-            if within == 0
-                && n == frame_len
-                && frame_len > 0
-                && !self.store.frame_cached(&obj, index)
-            {
+            if within == 0 && n == frame_len && frame_len > 0 && !self.store.frame_cached(&obj, index) {
                 // The read covers the whole frame: decode straight into the caller's buffer (a
                 // sequential reader would not come back to it).
                 obj.read_frame_into(index as usize, &mut out[done..done + n])?;
@@ -147,8 +136,7 @@ impl FileReader {
     /// inside a rayon task without starving the pool.
     pub fn stream(&self, mut f: impl FnMut(Window<'_>) -> Result<()>) -> Result<()> {
         let tasks = self.windows();
-        let data_tasks: Vec<(u64, u64)> =
-            tasks.iter().filter(|t| t.2).map(|t| (t.0, t.1)).collect();
+        let data_tasks: Vec<(u64, u64)> = tasks.iter().filter(|t| t.2).map(|t| (t.0, t.1)).collect();
         let threads = std::thread::available_parallelism()
             .map_or(2, |n| n.get())
             .clamp(1, 4)
@@ -186,10 +174,7 @@ impl FileReader {
                 let buf = rx
                     .recv()
                     .map_err(|_| Error::corrupt("reader", "a decoding thread stopped"))??;
-                f(Window::Data {
-                    offset,
-                    bytes: &buf,
-                })?;
+                f(Window::Data { offset, bytes: &buf })?;
                 let _ = recycle.send(buf);
             }
             Ok(())
@@ -206,11 +191,7 @@ impl FileReader {
             let end = p.file_offset + p.len;
             while off < end {
                 match out.last_mut() {
-                    Some(last)
-                        if last.2 == is_data
-                            && (!is_data || last.1 < WINDOW)
-                            && last.0 + last.1 == off =>
-                    {
+                    Some(last) if last.2 == is_data && (!is_data || last.1 < WINDOW) && last.0 + last.1 == off => {
                         let take = if is_data {
                             (WINDOW - last.1).min(end - off)
                         } else {
@@ -220,11 +201,7 @@ impl FileReader {
                         off += take;
                     }
                     _ => {
-                        let take = if is_data {
-                            WINDOW.min(end - off)
-                        } else {
-                            end - off
-                        };
+                        let take = if is_data { WINDOW.min(end - off) } else { end - off };
                         out.push((off, take, is_data));
                         off += take;
                     }

@@ -142,9 +142,7 @@ impl Restorer<'_> {
             return;
         };
         if let Err(err) = self.restore_one(index, e, dest) {
-            self.summary
-                .errors
-                .push((dest.to_path_buf(), err.to_string()));
+            self.summary.errors.push((dest.to_path_buf(), err.to_string()));
         }
     }
 
@@ -185,27 +183,18 @@ impl Restorer<'_> {
                 self.summary.others += 1;
             }
             EntryKind::Socket => {
-                return Err(Error::InvalidArgument(
-                    "sockets are recorded but not restored".into(),
-                ));
+                return Err(Error::InvalidArgument("sockets are recorded but not restored".into()));
             }
         }
         self.apply_meta(dest, e)
     }
 
     fn write_file(&mut self, e: &Entry, dest: &Path) -> Result<()> {
-        let content = e.content.ok_or_else(|| {
-            Error::corrupt(
-                format!("snapshot {}", self.snap.id),
-                "file entry without content",
-            )
-        })?;
+        let content = e
+            .content
+            .ok_or_else(|| Error::corrupt(format!("snapshot {}", self.snap.id), "file entry without content"))?;
         let reader = self.store.open_content(&content, e.meta.size)?;
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(dest)
-            .at(dest)?;
+        let file = OpenOptions::new().write(true).create_new(true).open(dest).at(dest)?;
         // Keep holes: the map's holes are never written; zero blocks of a sparse original neither.
         let sparse = e.meta.blocks.saturating_mul(512) < e.meta.size;
         let mut hasher = self.opts.verify.then(blake3::Hasher::new);
@@ -228,11 +217,7 @@ impl Restorer<'_> {
         file.set_len(reader.size()).at(dest)?;
         if let Some(h) = hasher {
             reader.check_hash(h).map_err(|e| match e {
-                Error::ChecksumMismatch {
-                    what,
-                    expected,
-                    got,
-                } => Error::ChecksumMismatch {
+                Error::ChecksumMismatch { what, expected, got } => Error::ChecksumMismatch {
                     what: format!("{what} (restoring {})", dest.display()),
                     expected,
                     got,

@@ -71,9 +71,8 @@ mod tests {
     use proptest::prelude::*;
 
     fn naive(w: &[u8]) -> u32 {
-        w.iter().fold(0u32, |h, &b| {
-            h.wrapping_mul(MULTIPLIER).wrapping_add(u32::from(b) + 1)
-        })
+        w.iter()
+            .fold(0u32, |h, &b| h.wrapping_mul(MULTIPLIER).wrapping_add(u32::from(b) + 1))
     }
 
     proptest! {

@@ -198,8 +198,7 @@ mod tests {
         let mut e = Encoder::new();
         encode_runs(&runs, &mut e, |i, e| e.u8(*i));
         let bytes = e.into_bytes();
-        let (back, total) =
-            decode_runs(&mut Decoder::new(&bytes, "r"), true, 7, 1, |d| d.u8()).unwrap();
+        let (back, total) = decode_runs(&mut Decoder::new(&bytes, "r"), true, 7, 1, |d| d.u8()).unwrap();
         assert_eq!(back, runs);
         assert_eq!(total, 7);
         assert!(decode_runs(&mut Decoder::new(&bytes, "r"), false, 7, 1, |d| d.u8()).is_err());

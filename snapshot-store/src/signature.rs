@@ -183,16 +183,10 @@ impl SignatureRecord {
         })?;
         d.finish()?;
         if total != u64::from(block_count) {
-            return Err(Error::corrupt(
-                what,
-                "runs hold fewer blocks than the header says",
-            ));
+            return Err(Error::corrupt(what, "runs hold fewer blocks than the header says"));
         }
         if base.is_none() && size != file_size {
-            return Err(Error::corrupt(
-                what,
-                "block lengths do not add up to the file size",
-            ));
+            return Err(Error::corrupt(what, "block lengths do not add up to the file size"));
         }
         Ok(SignatureRecord {
             block_size,
@@ -209,10 +203,7 @@ impl SignatureRecord {
         let blocks = resolve_runs(self.runs, base.map(|b| b.blocks.as_slice()), what)?;
         let sig = Signature::new(self.block_size, blocks);
         if sig.file_size() != self.file_size {
-            return Err(Error::corrupt(
-                what,
-                "block lengths do not add up to the file size",
-            ));
+            return Err(Error::corrupt(what, "block lengths do not add up to the file size"));
         }
         Ok(sig)
     }

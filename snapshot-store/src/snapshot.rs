@@ -36,8 +36,7 @@ impl SnapshotId {
             && b.get(16) == Some(&b'-')
             && digits(17..19)
             && b.get(19) == Some(&b'Z');
-        let suffix_ok =
-            b.len() == 20 || (b.len() == 23 && b.get(20) == Some(&b'-') && digits(21..23));
+        let suffix_ok = b.len() == 20 || (b.len() == 23 && b.get(20) == Some(&b'-') && digits(21..23));
         (base_ok && suffix_ok).then(|| SnapshotId(s.to_string()))
     }
 
@@ -247,11 +246,7 @@ impl Snapshot {
                     std::mem::size_of::<Entry>()
                         + e.name.len()
                         + e.target.as_ref().map_or(0, Vec::len)
-                        + e.meta
-                            .xattrs
-                            .iter()
-                            .map(|(k, v)| k.len() + v.len() + 48)
-                            .sum::<usize>()
+                        + e.meta.xattrs.iter().map(|(k, v)| k.len() + v.len() + 48).sum::<usize>()
                 })
                 .sum::<usize>()
     }
@@ -264,9 +259,7 @@ impl Snapshot {
     /// The child of directory `dir` named `name`.
     pub fn child(&self, dir: u32, name: &[u8]) -> Option<u32> {
         let d = self.entry(dir)?;
-        let kids = self
-            .entries
-            .get(d.children.start as usize..d.children.end as usize)?;
+        let kids = self.entries.get(d.children.start as usize..d.children.end as usize)?;
         kids.binary_search_by(|e| e.name.as_slice().cmp(name))
             .ok()
             .map(|i| d.children.start + i as u32)
@@ -330,8 +323,7 @@ impl Snapshot {
     pub fn decode(payload: &[u8], what: &str) -> Result<Snapshot> {
         let mut d = Decoder::new(payload, what);
         let id_text = d.str()?;
-        let id = SnapshotId::parse(id_text)
-            .ok_or_else(|| d.error(format!("bad snapshot id {id_text:?}")))?;
+        let id = SnapshotId::parse(id_text).ok_or_else(|| d.error(format!("bad snapshot id {id_text:?}")))?;
         let time_ns = d.i64()?;
         let source = d.bytes()?.to_vec();
         let host = d.str()?.to_string();
@@ -515,11 +507,7 @@ fn link_parents(entries: &mut [Entry], what: &str) -> Result<()> {
             }
         }
         if kids.iter().any(|k| {
-            k.name.is_empty()
-                || k.name == b"."
-                || k.name == b".."
-                || k.name.contains(&b'/')
-                || k.name.contains(&0)
+            k.name.is_empty() || k.name == b"." || k.name == b".." || k.name.contains(&b'/') || k.name.contains(&0)
         }) {
             return Err(bad("an entry has an unsafe name"));
         }
@@ -703,11 +691,7 @@ mod tests {
         let deep = s.lookup(b"b/c/deep").unwrap();
         assert_eq!(s.path_of(deep), b"b/c/deep");
         assert_eq!(
-            s.entry(s.lookup(b"/b/./y").unwrap())
-                .unwrap()
-                .content
-                .unwrap()
-                .version,
+            s.entry(s.lookup(b"/b/./y").unwrap()).unwrap().content.unwrap().version,
             VersionId([3; 32])
         );
         assert_eq!(s.lookup(b"b/c/../z"), s.lookup(b"b/z"));

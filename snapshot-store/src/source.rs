@@ -57,16 +57,23 @@ impl SourceFile {
         let file = File::open(path).at(path)?;
         let md = file.metadata().at(path)?;
         if !md.is_file() {
-            return Err(Error::io(
-                path,
-                std::io::Error::other("not a regular file any more"),
-            ));
+            return Err(Error::io(path, std::io::Error::other("not a regular file any more")));
         }
         Ok(SourceFile {
             file,
             path: path.to_path_buf(),
             meta: meta::from_stat(&md),
         })
+    }
+
+    /// A frozen copy `file` of the source at `path`, whose metadata (taken before the copy was
+    /// made) is `meta`: read instead of the live file, which may keep changing.
+    pub fn frozen(file: File, path: &Path, meta: Metadata) -> SourceFile {
+        SourceFile {
+            file,
+            path: path.to_path_buf(),
+            meta,
+        }
     }
 
     /// The open file.

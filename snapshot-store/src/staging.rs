@@ -160,9 +160,7 @@ impl Staging {
             fs::remove_file(&temp).at(&temp)?;
             snapshot.id = next_id(&snapshot.id)?;
         }
-        Err(Error::InvalidArgument(
-            "could not find a free snapshot id".into(),
-        ))
+        Err(Error::InvalidArgument("could not find a free snapshot id".into()))
     }
 }
 

@@ -113,9 +113,7 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store")
-            .field("root", &self.inner.root)
-            .finish()
+        f.debug_struct("Store").field("root", &self.inner.root).finish()
     }
 }
 
@@ -139,12 +137,7 @@ impl Store {
             fsio::ensure_dir(&root.join(d))?;
         }
         let mut store_id = [0u8; 16];
-        let seed = format!(
-            "{:?}{}{}",
-            root,
-            std::process::id(),
-            crate::timefmt::now_ns()
-        );
+        let seed = format!("{:?}{}{}", root, std::process::id(), crate::timefmt::now_ns());
         store_id.copy_from_slice(&blake3::hash(seed.as_bytes()).as_bytes()[..16]);
         let config = StoreConfig {
             store_id,
@@ -265,19 +258,14 @@ impl Store {
     /// Resolves `latest`, a full id, or a unique prefix of one.
     pub fn resolve_snapshot(&self, name: &str) -> Result<SnapshotId> {
         let ids = self.snapshot_ids()?;
-        let not_found = || Error::SnapshotNotFound {
-            id: name.to_string(),
-        };
+        let not_found = || Error::SnapshotNotFound { id: name.to_string() };
         if name == "latest" {
             return ids.last().cloned().ok_or_else(not_found);
         }
         if let Some(id) = ids.iter().find(|id| id.as_str() == name) {
             return Ok(id.clone());
         }
-        let matching: Vec<&SnapshotId> = ids
-            .iter()
-            .filter(|id| id.as_str().starts_with(name))
-            .collect();
+        let matching: Vec<&SnapshotId> = ids.iter().filter(|id| id.as_str().starts_with(name)).collect();
         match matching.as_slice() {
             [one] if !name.is_empty() => Ok((*one).clone()),
             [] | [_] => Err(not_found()),
@@ -312,10 +300,7 @@ impl Store {
             ));
         }
         let size = snap.memory_bytes();
-        Ok(self
-            .inner
-            .snapshots
-            .insert(id.clone(), Arc::new(snap), size))
+        Ok(self.inner.snapshots.insert(id.clone(), Arc::new(snap), size))
     }
 
     /// Loads (or returns the cached) version record `id`.
@@ -384,10 +369,7 @@ impl Store {
             match next {
                 Some(b) if chain.len() <= u16::MAX as usize => at = b,
                 Some(_) => {
-                    return Err(Error::corrupt(
-                        format!("signature {}", id.short()),
-                        "base chain loops",
-                    ));
+                    return Err(Error::corrupt(format!("signature {}", id.short()), "base chain loops"));
                 }
                 None => break,
             }
@@ -427,13 +409,7 @@ impl Store {
     /// also returns the tree's chain length.
     pub fn hash_tree(&self, id: &ObjectId) -> Result<(Arc<Vec<Cv>>, u16)> {
         if let Some(t) = self.inner.trees.get(id) {
-            let chain = self
-                .inner
-                .signature_chains
-                .lock()
-                .get(id)
-                .copied()
-                .unwrap_or(0);
+            let chain = self.inner.signature_chains.lock().get(id).copied().unwrap_or(0);
             return Ok((t, chain));
         }
         let mut chain = Vec::new();
@@ -445,10 +421,7 @@ impl Store {
             match next {
                 Some(b) if chain.len() <= u16::MAX as usize => at = b,
                 Some(_) => {
-                    return Err(Error::corrupt(
-                        format!("hash tree {}", id.short()),
-                        "base chain loops",
-                    ));
+                    return Err(Error::corrupt(format!("hash tree {}", id.short()), "base chain loops"));
                 }
                 None => break,
             }
@@ -539,7 +512,9 @@ impl Store {
             let what = format!("file version {}", v.id.short());
             if let Some(b) = &base_map
                 && v.base.is_some()
-                && v.ops.iter().any(|op| matches!(op, crate::delta::DeltaOp::Copy { base_offset, len } if base_offset + len > b.size()))
+                && v.ops.iter().any(
+                    |op| matches!(op, crate::delta::DeltaOp::Copy { base_offset, len } if base_offset + len > b.size()),
+                )
             {
                 return Err(Error::corrupt(what, "copies past the end of its base"));
             }
@@ -547,8 +522,7 @@ impl Store {
             let size = map.memory_bytes();
             base_map = Some(self.inner.maps.insert(v.id, Arc::new(map), size));
         }
-        base_map
-            .ok_or_else(|| Error::corrupt(format!("file version {}", id.short()), "empty chain"))
+        base_map.ok_or_else(|| Error::corrupt(format!("file version {}", id.short()), "empty chain"))
     }
 
     /// The extent map of a regular file's content of `size` bytes.
@@ -569,21 +543,14 @@ impl Store {
         if map.size() != size {
             return Err(Error::corrupt(
                 format!("file version {}", content.version.short()),
-                format!(
-                    "has {} bytes, but the snapshot entry says {size}",
-                    map.size()
-                ),
+                format!("has {} bytes, but the snapshot entry says {size}", map.size()),
             ));
         }
         Ok(map)
     }
 
     /// Opens a regular file's content for reading.
-    pub fn open_content(
-        &self,
-        content: &FileContent,
-        size: u64,
-    ) -> Result<crate::read::FileReader> {
+    pub fn open_content(&self, content: &FileContent, size: u64) -> Result<crate::read::FileReader> {
         Ok(crate::read::FileReader::new(
             self.clone(),
             content.version,
@@ -664,18 +631,9 @@ mod tests {
         Store::init(&root, policy).unwrap();
         let s = Store::open(&root).unwrap();
         assert_eq!(s.config().policy, policy);
-        assert!(matches!(
-            Store::init(&root, policy),
-            Err(Error::AlreadyExists { .. })
-        ));
-        assert!(matches!(
-            Store::open(dir.path()),
-            Err(Error::NotAStore { .. })
-        ));
-        assert!(matches!(
-            Store::open(&dir.path().join("nope")),
-            Err(Error::Io { .. })
-        ));
+        assert!(matches!(Store::init(&root, policy), Err(Error::AlreadyExists { .. })));
+        assert!(matches!(Store::open(dir.path()), Err(Error::NotAStore { .. })));
+        assert!(matches!(Store::open(&dir.path().join("nope")), Err(Error::Io { .. })));
         assert!(s.snapshot_ids().unwrap().is_empty());
         assert!(matches!(
             s.resolve_snapshot("latest"),

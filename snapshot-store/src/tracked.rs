@@ -16,10 +16,10 @@ use std::sync::Arc;
 use crate::delta::{DeltaOp, OpsBuilder};
 use crate::error::{Error, Result};
 use crate::filewrite::{
-    Built, COMPRESSION_LEVEL, Decision, DeltaInfo, Failure, FileOutcome, FileWriter, Produced,
-    RATIO_FLOOR,
+    Built, COMPRESSION_LEVEL, Decision, DeltaInfo, Failure, FileOutcome, FileWriter, PrevEntry, Produced, RATIO_FLOOR,
 };
 use crate::hashtree::{Cv, CvStack, LEAF, TreeLeaves, leaf_count, leaf_cv};
+use crate::id::VersionId;
 use crate::matcher::{LiteralSink, block_sig, zeros};
 use crate::object::DataObjectWriter;
 use crate::policy::DeltaMode;
@@ -63,39 +63,42 @@ pub struct TrackedChanges {
     pub ranges: RangeSet,
 }
 
-/// What a change source gives for one file: its changed ranges and, when the source made one, a
-/// point-in-time copy of the file to read instead of the live file.
-#[derive(Debug)]
+/// What a change source gives for one file: its changed ranges when it knows them completely,
+/// and a frozen point-in-time copy of the file to read instead of the live file, when the source
+/// made one (reflink) — used even when the file is compared.
+#[derive(Debug, Default)]
 pub struct TrackedInput {
-    /// The ranges.
-    pub changes: TrackedChanges,
-    /// A frozen copy to read (reflink), or `None` to read the file itself.
+    /// The ranges, if this source knows them completely.
+    pub changes: Option<TrackedChanges>,
+    /// A frozen copy to read, or `None` to read the file itself.
     pub data: Option<File>,
 }
 
 /// A source of changed ranges (reflink references, the fanotify log, an outside list).
 pub trait ChangeProvider: Send + Sync {
-    /// The changed ranges of the file at `rel` (relative to the source) whose metadata is now
-    /// `meta` and was `prev` at the previous snapshot — only when this source knows them
-    /// completely. `None` lets the next source, or finally a full compare, handle the file.
-    fn changes(
-        &self,
-        path: &Path,
-        rel: &str,
-        meta: &Metadata,
-        prev: &Metadata,
-    ) -> Option<TrackedInput>;
+    /// What this source knows of the file at `path` (`rel` relative to the source) whose metadata
+    /// is now `meta`, and whose entry in the previous snapshot is `prev`. `None` lets the next
+    /// source, or finally a full compare, handle the file.
+    fn changes(&self, path: &Path, rel: &str, meta: &Metadata, prev: Option<&PrevEntry>) -> Option<TrackedInput>;
 
     /// Paths under the source that belong to this change source and must not be backed up.
     fn excluded(&self) -> Vec<std::path::PathBuf> {
         Vec::new()
     }
 
-    /// Called once the snapshot is committed (a source may then advance its references).
-    fn committed(&self) {}
+    /// A file this source was asked about was stored as `version`.
+    fn written(&self, _rel: &str, _version: VersionId) {}
 
-    /// Called when the write is abandoned.
+    /// The snapshot was committed (a source may then advance its references).
+    fn committed(&self, _snapshot: &crate::snapshot::Snapshot) {}
+
+    /// The write was abandoned.
     fn abandoned(&self) {}
+
+    /// Something the user should know about this source (e.g. why it is unavailable).
+    fn note(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Change tracking for one write: the sources to ask, in order, and the verification sample.
@@ -117,10 +120,7 @@ impl ListProvider {
     pub fn new(files: impl IntoIterator<Item = (String, RangeSet)>) -> Self {
         let mut map: std::collections::HashMap<String, RangeSet> = std::collections::HashMap::new();
         for (p, r) in files {
-            let key = p
-                .trim_start_matches("./")
-                .trim_start_matches('/')
-                .to_string();
+            let key = p.trim_start_matches("./").trim_start_matches('/').to_string();
             let merged = match map.remove(&key) {
                 Some(old) => old.union(&r),
                 None => r,
@@ -132,21 +132,16 @@ impl ListProvider {
 }
 
 impl ChangeProvider for ListProvider {
-    fn changes(
-        &self,
-        _path: &Path,
-        rel: &str,
-        meta: &Metadata,
-        prev: &Metadata,
-    ) -> Option<TrackedInput> {
-        if meta.dev != prev.dev || meta.ino != prev.ino {
+    fn changes(&self, _path: &Path, rel: &str, meta: &Metadata, prev: Option<&PrevEntry>) -> Option<TrackedInput> {
+        let prev = prev?;
+        if meta.dev != prev.meta.dev || meta.ino != prev.meta.ino {
             return None;
         }
         self.files.get(rel).map(|r| TrackedInput {
-            changes: TrackedChanges {
+            changes: Some(TrackedChanges {
                 source: ChangeSource::List,
                 ranges: r.clone(),
-            },
+            }),
             data: None,
         })
     }
@@ -180,9 +175,7 @@ impl FileWriter<'_> {
         prev_deltas: u32,
     ) -> Result<Tracked, Failure> {
         if prev.storage != Storage::Chain {
-            return Ok(Tracked::Fallback(
-                "previous version was stored whole".into(),
-            ));
+            return Ok(Tracked::Fallback("previous version was stored whole".into()));
         }
         let store = self.store;
         let prev_v = store.version(&prev.version).map_err(Failure::Store)?;
@@ -199,9 +192,7 @@ impl FileWriter<'_> {
                     (Arc::clone(&full), VersionKind::Differential)
                 }
                 VersionKind::Incremental => {
-                    return Ok(Tracked::Fallback(
-                        "differential mode after incremental deltas".into(),
-                    ));
+                    return Ok(Tracked::Fallback("differential mode after incremental deltas".into()));
                 }
             },
         };
@@ -218,18 +209,17 @@ impl FileWriter<'_> {
                 "signature or hash tree does not match its size",
             )));
         }
-        let limit = self.policy.max_delta_ratio.map(|p| {
-            ((u128::from(full.literal_stored) * u128::from(p.0) / 10_000) as u64).max(RATIO_FLOOR)
-        });
+        let limit = self
+            .policy
+            .max_delta_ratio
+            .map(|p| ((u128::from(full.literal_stored) * u128::from(p.0) / 10_000) as u64).max(RATIO_FLOOR));
         let old = base.size;
         let new = meta.size;
         let mut plan = Plan::new(&base_sig, &dirty, old, new);
 
         let mut bytes_read = 0u64;
         // Trust but verify: a sample of the blocks taken as unchanged must still match.
-        let sample = self
-            .tracking
-            .map_or(DEFAULT_VERIFY_SAMPLE, |t| t.verify_sample);
+        let sample = self.tracking.map_or(DEFAULT_VERIFY_SAMPLE, |t| t.verify_sample);
         if let Some(why) = plan
             .verify_sample(data, &base_sig, sample, &mut bytes_read)
             .map_err(|e| Failure::Source(Error::io(path, e)))?
@@ -239,8 +229,7 @@ impl FileWriter<'_> {
             )));
         }
 
-        let mut sink = DataObjectWriter::create(&store.tmp_dir(), COMPRESSION_LEVEL)
-            .map_err(Failure::Store)?;
+        let mut sink = DataObjectWriter::create(&store.tmp_dir(), COMPRESSION_LEVEL).map_err(Failure::Store)?;
         let mut emit = Emitter::new(&base_sig);
         let mut dirty_cvs: Vec<(u64, Cv)> = Vec::new();
         let mut head: Vec<u8> = Vec::new();
@@ -256,8 +245,7 @@ impl FileWriter<'_> {
                         end = end / LEAF * LEAF;
                     }
                     let chunk = &mut buf[..(end - pos) as usize];
-                    let got = read_full_at(data, chunk, pos)
-                        .map_err(|e| Failure::Source(Error::io(path, e)))?;
+                    let got = read_full_at(data, chunk, pos).map_err(|e| Failure::Source(Error::io(path, e)))?;
                     if got < chunk.len() {
                         return Err(Failure::Source(Error::io(
                             path,
@@ -291,11 +279,8 @@ impl FileWriter<'_> {
                         if from == s.start {
                             emit.begin(s.start);
                         }
-                        emit.feed(
-                            &chunk[(from - pos) as usize..(to - pos) as usize],
-                            &mut sink,
-                        )
-                        .map_err(Failure::Store)?;
+                        emit.feed(&chunk[(from - pos) as usize..(to - pos) as usize], &mut sink)
+                            .map_err(Failure::Store)?;
                         if to == s.end {
                             emit.end(s.end, &mut sink).map_err(Failure::Store)?;
                             s_iter.next();
@@ -405,12 +390,7 @@ impl FileWriter<'_> {
                 runs: tree.finish(),
             }),
         };
-        let done = self.assemble(
-            built,
-            Some(&delta),
-            Some((tree_id, base_tree, tree_chain)),
-            outcome,
-        )?;
+        let done = self.assemble(built, Some(&delta), Some((tree_id, base_tree, tree_chain)), outcome)?;
         Ok(Tracked::Done(Box::new(done)))
     }
 }
@@ -560,10 +540,7 @@ impl<'a> Emitter<'a> {
         let zero = sig
             .blocks
             .iter()
-            .map(|b| {
-                b.strong == strong_hash(zeros(b.len as usize))
-                    && b.weak == roller.hash(zeros(b.len as usize))
-            })
+            .map(|b| b.strong == strong_hash(zeros(b.len as usize)) && b.weak == roller.hash(zeros(b.len as usize)))
             .collect();
         Emitter {
             sig,
@@ -590,9 +567,7 @@ impl<'a> Emitter<'a> {
                 break;
             }
             if self.zero.get(self.next_block).copied().unwrap_or(false) {
-                self.ops.push(DeltaOp::Hole {
-                    len: u64::from(b.len),
-                });
+                self.ops.push(DeltaOp::Hole { len: u64::from(b.len) });
             } else {
                 self.ops.push(DeltaOp::Copy {
                     base_offset: o,
@@ -625,9 +600,7 @@ impl<'a> Emitter<'a> {
     fn block(&mut self, sink: &mut dyn LiteralSink) -> Result<()> {
         let piece = std::mem::take(&mut self.pending);
         if piece.len() == self.bs && is_zero(&piece) {
-            self.ops.push(DeltaOp::Hole {
-                len: self.bs as u64,
-            });
+            self.ops.push(DeltaOp::Hole { len: self.bs as u64 });
             self.runs.push_new([self.zero_block]);
         } else if !piece.is_empty() {
             sink.write(&piece)?;

@@ -114,10 +114,7 @@ pub fn verify(store: &Store, opts: VerifyOptions) -> Result<VerifyReport> {
             if v.depth != expect {
                 problems.push(Problem {
                     what: format!("file version {}", v.id.short()),
-                    error: format!(
-                        "depth {} does not follow its base's depth {}",
-                        v.depth, b.depth
-                    ),
+                    error: format!("depth {} does not follow its base's depth {}", v.depth, b.depth),
                 });
             }
         }
@@ -147,11 +144,7 @@ pub fn verify(store: &Store, opts: VerifyOptions) -> Result<VerifyReport> {
         match store.signature(&v.signature) {
             Ok(sig) if sig.file_size() != v.size => problems.push(Problem {
                 what: format!("signature object {}", v.signature.short()),
-                error: format!(
-                    "describes {} bytes, but its version has {}",
-                    sig.file_size(),
-                    v.size
-                ),
+                error: format!("describes {} bytes, but its version has {}", sig.file_size(), v.size),
             }),
             Ok(sig) if sig.block_size != v.block_size => problems.push(Problem {
                 what: what.clone(),
@@ -161,16 +154,10 @@ pub fn verify(store: &Store, opts: VerifyOptions) -> Result<VerifyReport> {
                 ),
             }),
             Ok(_) => {}
-            Err(e) => problems.push(problem(
-                format!("signature object {}", v.signature.short()),
-                &e,
-            )),
+            Err(e) => problems.push(problem(format!("signature object {}", v.signature.short()), &e)),
         }
         if let Err(e) = check_object_name(store, &v.signature, Kind::Signature) {
-            problems.push(problem(
-                format!("signature object {}", v.signature.short()),
-                &e,
-            ));
+            problems.push(problem(format!("signature object {}", v.signature.short()), &e));
         }
         let literal_len = crate::delta::literal_len(&v.ops);
         match v.literal {
@@ -194,10 +181,7 @@ pub fn verify(store: &Store, opts: VerifyOptions) -> Result<VerifyReport> {
             }
             None => {}
         }
-        let mut sig_at = store
-            .signature_record(&v.signature)
-            .ok()
-            .and_then(|r| r.base);
+        let mut sig_at = store.signature_record(&v.signature).ok().and_then(|r| r.base);
         while let Some(s) = sig_at {
             if !referenced.insert(s) {
                 break;
@@ -245,11 +229,7 @@ pub fn verify(store: &Store, opts: VerifyOptions) -> Result<VerifyReport> {
     let rebuild: Vec<(VersionId, Storage, u64)> = versions
         .iter()
         .map(|v| (v.id, Storage::Chain, v.size))
-        .chain(
-            whole
-                .iter()
-                .map(|(o, s)| (VersionId(o.0), Storage::Whole, *s)),
-        )
+        .chain(whole.iter().map(|(o, s)| (VersionId(o.0), Storage::Whole, *s)))
         .collect();
     let rebuilt: Vec<(VersionId, Result<()>)> = rebuild
         .par_iter()
@@ -282,16 +262,11 @@ fn check_tree(store: &Store, v: &FileVersion, id: &ObjectId) -> Result<()> {
             "leaf count disagrees with its version's size",
         ));
     }
-    if let Some(root) =
-        crate::hashtree::root_from(cvs.len(), |i| cvs.get(i).copied().unwrap_or([0; 32]))
+    if let Some(root) = crate::hashtree::root_from(cvs.len(), |i| cvs.get(i).copied().unwrap_or([0; 32]))
         && root != v.id
     {
         return Err(Error::ChecksumMismatch {
-            what: format!(
-                "hash-tree object {} of file version {}",
-                id.short(),
-                v.id.short()
-            ),
+            what: format!("hash-tree object {} of file version {}", id.short(), v.id.short()),
             expected: v.id.short(),
             got: root.short(),
         });
@@ -305,16 +280,8 @@ fn check_object_name(store: &Store, id: &ObjectId, kind: Kind) -> Result<()> {
     let what = format!("{} {}", kind.noun(), id.short());
     let payload = envelope::open(kind, &crate::fsio::read_file(&path)?, &what)?;
     let got = match kind {
-        Kind::Signature => {
-            crate::signature::SignatureRecord::decode(&payload, &what)?
-                .encode()
-                .0
-        }
-        Kind::HashTree => {
-            crate::hashtree::HashTreeRecord::decode(&payload, &what)?
-                .encode()
-                .0
-        }
+        Kind::Signature => crate::signature::SignatureRecord::decode(&payload, &what)?.encode().0,
+        Kind::HashTree => crate::hashtree::HashTreeRecord::decode(&payload, &what)?.encode().0,
         _ => crate::filewrite::map_object_id(&payload),
     };
     if got != *id {
@@ -366,10 +333,7 @@ fn check_version(
     read_data: bool,
     rec: Option<&Arc<FileVersion>>,
 ) -> Result<()> {
-    let content = crate::snapshot::FileContent {
-        version: v,
-        storage,
-    };
+    let content = crate::snapshot::FileContent { version: v, storage };
     let reader = store.open_content(&content, size)?;
     if !read_data {
         return Ok(());
@@ -400,10 +364,7 @@ fn check_version(
                         "signature object {}",
                         rec.map(|r| r.signature.short()).unwrap_or_default()
                     ),
-                    format!(
-                        "block {block} does not match the content of version {}",
-                        v.short()
-                    ),
+                    format!("block {block} does not match the content of version {}", v.short()),
                 ));
             }
             used += len;
@@ -434,41 +395,24 @@ fn check_version(
     Ok(())
 }
 
-fn unreferenced(
-    store: &Store,
-    objects: &HashSet<ObjectId>,
-    versions: &HashSet<VersionId>,
-) -> Result<Vec<String>> {
+fn unreferenced(store: &Store, objects: &HashSet<ObjectId>, versions: &HashSet<VersionId>) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let root = store.root();
     for (dir, is_object) in [("objects", true), ("versions", false)] {
         for path in list_files(&root.join(dir))? {
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             let known = if is_object {
                 ObjectId::from_hex(name).is_some_and(|id| objects.contains(&id))
             } else {
                 VersionId::from_hex(name).is_some_and(|id| versions.contains(&id))
             };
             if !known {
-                out.push(
-                    path.strip_prefix(root)
-                        .unwrap_or(&path)
-                        .display()
-                        .to_string(),
-                );
+                out.push(path.strip_prefix(root).unwrap_or(&path).display().to_string());
             }
         }
     }
     for path in list_files(&root.join("tmp"))? {
-        out.push(
-            path.strip_prefix(root)
-                .unwrap_or(&path)
-                .display()
-                .to_string(),
-        );
+        out.push(path.strip_prefix(root).unwrap_or(&path).display().to_string());
     }
     out.sort();
     Ok(out)

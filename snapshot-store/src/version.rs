@@ -141,9 +141,7 @@ impl FileVersion {
         let literal_stored = d.u64()?;
         let stored_bytes = d.u64()?;
         let time_ns = d.i64()?;
-        if (kind == VersionKind::Full) != base.is_none()
-            || (kind == VersionKind::Full) != (depth == 0)
-        {
+        if (kind == VersionKind::Full) != base.is_none() || (kind == VersionKind::Full) != (depth == 0) {
             return Err(d.error("kind, base and depth disagree"));
         }
         if kind == VersionKind::Full && full != id {
@@ -199,10 +197,7 @@ fn opt_object(e: &mut Encoder, v: Option<&ObjectId>) {
     }
 }
 
-fn read_opt<'a, T>(
-    d: &mut Decoder<'a>,
-    f: impl FnOnce(&mut Decoder<'a>) -> Result<T>,
-) -> Result<Option<T>> {
+fn read_opt<'a, T>(d: &mut Decoder<'a>, f: impl FnOnce(&mut Decoder<'a>) -> Result<T>) -> Result<Option<T>> {
     match d.u8()? {
         0 => Ok(None),
         1 => f(d).map(Some),

@@ -19,8 +19,7 @@ use crate::meta;
 use crate::policy::Policy;
 use crate::progress::WriteProgress;
 use crate::snapshot::{
-    Entry, EntryKind, FileContent, Metadata, Snapshot, SnapshotId, SnapshotStats, Storage,
-    TreeBuilder,
+    Entry, EntryKind, FileContent, Metadata, Snapshot, SnapshotId, SnapshotStats, Storage, TreeBuilder,
 };
 use crate::staging::{Staging, next_id};
 use crate::store::Store;
@@ -119,10 +118,7 @@ pub fn write_snapshot(
 ) -> Result<WriteSummary> {
     let source = fs::canonicalize(source).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
-            Error::io(
-                source,
-                std::io::Error::new(e.kind(), "source does not exist"),
-            )
+            Error::io(source, std::io::Error::new(e.kind(), "source does not exist"))
         } else {
             Error::io(source, e)
         }
@@ -134,21 +130,14 @@ pub fn write_snapshot(
     let mut exclude = opts.exclude.clone();
     exclude.push(fs::canonicalize(store.root()).unwrap_or_else(|_| store.root().to_path_buf()));
     for p in tracking
-        .map(|t| {
-            t.providers
-                .iter()
-                .flat_map(|p| p.excluded())
-                .collect::<Vec<_>>()
-        })
+        .map(|t| t.providers.iter().flat_map(|p| p.excluded()).collect::<Vec<_>>())
         .unwrap_or_default()
     {
         exclude.push(fs::canonicalize(&p).unwrap_or(p));
     }
 
     let mut walk = walk(store, &source, parent.as_deref(), &exclude, progress)?;
-    progress
-        .files_total
-        .store(walk.jobs.len() as u64, Ordering::Relaxed);
+    progress.files_total.store(walk.jobs.len() as u64, Ordering::Relaxed);
     progress
         .bytes_total
         .store(walk.jobs.iter().map(|j| j.size).sum(), Ordering::Relaxed);
@@ -161,16 +150,14 @@ pub fn write_snapshot(
         progress,
         tracking,
     };
-    let (large, small): (Vec<&Job>, Vec<&Job>) =
-        walk.jobs.iter().partition(|j| j.size >= LARGE_FILE);
+    let (large, small): (Vec<&Job>, Vec<&Job>) = walk.jobs.iter().partition(|j| j.size >= LARGE_FILE);
     let run = |job: &Job| -> (usize, std::result::Result<FileOutcome, Failure>) {
         *progress.current.lock() = job.rel.clone();
         let r = writer.write(&job.path, &job.rel, job.prev.as_ref());
         progress.files_done.fetch_add(1, Ordering::Relaxed);
         (job.node, r)
     };
-    let mut results: Vec<(usize, std::result::Result<FileOutcome, Failure>)> =
-        large.into_iter().map(run).collect();
+    let mut results: Vec<(usize, std::result::Result<FileOutcome, Failure>)> = large.into_iter().map(run).collect();
     results.extend(small.par_iter().map(|j| run(j)).collect::<Vec<_>>());
 
     let rel_of: HashMap<usize, &Job> = walk.jobs.iter().map(|j| (j.node, j)).collect();
@@ -183,6 +170,9 @@ pub fn write_snapshot(
         match result {
             Ok(o) => {
                 bytes_read += o.bytes_read;
+                if let Some(t) = tracking {
+                    t.providers.iter().for_each(|p| p.written(&job.rel, o.content.version));
+                }
                 let same_as_before = job
                     .prev
                     .as_ref()
@@ -287,6 +277,7 @@ pub fn write_snapshot(
         stats,
         entries,
     };
+    let committed_copy = tracking.map(|_| snapshot.clone());
     let (id, manifest_len) = match staging.commit(snapshot) {
         Ok(r) => r,
         Err(e) => {
@@ -297,8 +288,8 @@ pub fn write_snapshot(
             return Err(e);
         }
     };
-    if let Some(t) = tracking {
-        t.providers.iter().for_each(|p| p.committed());
+    if let (Some(t), Some(snap)) = (tracking, committed_copy) {
+        t.providers.iter().for_each(|p| p.committed(&snap));
     }
     stats.stored_bytes += manifest_len;
     drop(lock);
@@ -513,8 +504,7 @@ fn add_entry(
                 Storage::Whole => store.has_object(&c.version.as_object()),
                 Storage::Chain => store.has_version(&c.version),
             };
-            let racy =
-                e.meta.mtime_ns.max(e.meta.ctime_ns) >= p.time_ns.saturating_sub(RACY_WINDOW_NS);
+            let racy = e.meta.mtime_ns.max(e.meta.ctime_ns) >= p.time_ns.saturating_sub(RACY_WINDOW_NS);
             (present && !racy && !meta::changed(&e.meta, &entry.meta)).then_some(c)
         })
     } else {
@@ -563,11 +553,7 @@ fn rel_path(source: &Path, path: &Path) -> String {
 }
 
 fn display_rel(rel: &str) -> String {
-    if rel.is_empty() {
-        ".".into()
-    } else {
-        rel.into()
-    }
+    if rel.is_empty() { ".".into() } else { rel.into() }
 }
 
 /// The raw bytes of an OS string (lossy on platforms without byte strings).
@@ -590,10 +576,7 @@ fn path_bytes(p: &Path) -> Vec<u8> {
 fn hostname() -> String {
     #[cfg(unix)]
     {
-        rustix::system::uname()
-            .nodename()
-            .to_string_lossy()
-            .into_owned()
+        rustix::system::uname().nodename().to_string_lossy().into_owned()
     }
     #[cfg(not(unix))]
     {

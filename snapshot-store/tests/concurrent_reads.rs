@@ -60,22 +60,14 @@ fn many_threads_read_random_ranges_of_many_versions() {
         versions.push((s.snapshot, data.clone()));
     }
     // A small cache forces evictions while threads read.
-    let reader_store = Store::open_with(
-        &dir.path().join("store"),
-        StoreOptions {
-            cache_bytes: 1 << 20,
-        },
-    )
-    .unwrap();
+    let reader_store = Store::open_with(&dir.path().join("store"), StoreOptions { cache_bytes: 1 << 20 }).unwrap();
     let readers: Vec<(FileReader, Arc<Vec<u8>>)> = versions
         .iter()
         .map(|(id, bytes)| {
             let snap = reader_store.snapshot(id).unwrap();
             let e = snap.entry(snap.lookup(b"f").unwrap()).unwrap();
             (
-                reader_store
-                    .open_content(&e.content.unwrap(), e.meta.size)
-                    .unwrap(),
+                reader_store.open_content(&e.content.unwrap(), e.meta.size).unwrap(),
                 Arc::new(bytes.clone()),
             )
         })
@@ -87,9 +79,7 @@ fn many_threads_read_random_ranges_of_many_versions() {
             std::thread::spawn(move || {
                 let mut x = t + 1;
                 for _ in 0..400 {
-                    x = x
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
+                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                     let (reader, expected) = &readers[(x >> 33) as usize % readers.len()];
                     let off = (x >> 20) as usize % expected.len();
                     let len = ((x >> 7) as usize % 300_000).min(expected.len() - off);

@@ -95,9 +95,7 @@ fn write_in_place(path: &Path, data: &[u8]) {
 fn read_back(store: &Store, id: &snapshot_store::snapshot::SnapshotId) -> Vec<u8> {
     let snap = store.snapshot(id).unwrap();
     let e = snap.entry(snap.lookup(b"data").unwrap()).unwrap();
-    let r = store
-        .open_content(&e.content.unwrap(), e.meta.size)
-        .unwrap();
+    let r = store.open_content(&e.content.unwrap(), e.meta.size).unwrap();
     let mut out = vec![0u8; r.size() as usize];
     r.read_at(0, &mut out).unwrap();
     out
@@ -218,10 +216,7 @@ fn tracked_write_reads_only_the_changed_blocks_and_a_lie_is_caught() {
     .unwrap();
     let f = &s.files[0];
     assert_eq!(f.change_source, None, "the lie must be caught: {f:?}");
-    assert!(
-        f.reason.as_deref().unwrap_or_default().contains("differs"),
-        "{f:?}"
-    );
+    assert!(f.reason.as_deref().unwrap_or_default().contains("differs"), "{f:?}");
     assert_eq!(read_back(&store, &s.snapshot), data);
     assert!(
         verify(&store, VerifyOptions { read_data: true })

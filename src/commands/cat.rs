@@ -29,9 +29,9 @@ pub fn run(store: &Store, snapshot: &str, path: &str) -> Result<ExitCode> {
         }
         .into());
     }
-    let content = entry.content.ok_or_else(|| {
-        Error::corrupt(format!("snapshot {id}"), format!("{path} has no content"))
-    })?;
+    let content = entry
+        .content
+        .ok_or_else(|| Error::corrupt(format!("snapshot {id}"), format!("{path} has no content")))?;
     let reader = store.open_content(&content, entry.meta.size)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());

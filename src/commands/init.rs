@@ -11,8 +11,7 @@ use crate::cli::PolicyArgs;
 
 pub fn run(dir: &Path, args: &PolicyArgs) -> Result<ExitCode> {
     let policy = Policy::default().with(&args.overrides());
-    Store::init(dir, policy)
-        .with_context(|| format!("cannot create a store in {}", dir.display()))?;
+    Store::init(dir, policy).with_context(|| format!("cannot create a store in {}", dir.display()))?;
     eprintln!("created store {} ({policy})", dir.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -49,18 +49,10 @@ pub fn run(store: &Store, path: &str, json: bool) -> Result<ExitCode> {
             }
             Storage::Chain => {
                 let v = store.version(&c.version)?;
-                (
-                    v.kind.as_str(),
-                    v.depth,
-                    if first_time { v.stored_bytes } else { 0 },
-                )
+                (v.kind.as_str(), v.depth, if first_time { v.stored_bytes } else { 0 })
             }
         };
-        let kind = if previous == Some(c.version) {
-            "unchanged"
-        } else {
-            kind
-        };
+        let kind = if previous == Some(c.version) { "unchanged" } else { kind };
         previous = Some(c.version);
         rows.push(Row {
             snapshot: id.to_string(),

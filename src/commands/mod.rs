@@ -43,24 +43,16 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::List { json } => list::run(&open(store_dir)?, json),
         Command::Log { path, json } => log::run(&open(store_dir)?, &path, json),
         Command::Cat { snapshot, path } => cat::run(&open(store_dir)?, &snapshot, &path),
-        Command::Restore {
-            snapshot,
-            target,
-            path,
-        } => restore::run(&open(store_dir)?, &snapshot, &target, path.as_deref()),
+        Command::Restore { snapshot, target, path } => {
+            restore::run(&open(store_dir)?, &snapshot, &target, path.as_deref())
+        }
         Command::Verify { read_data, json } => verify::run(&open(store_dir)?, read_data, json),
         Command::Mount {
             mountpoint,
             cache_size,
             threads,
             allow_other,
-        } => mount::run(
-            &store_path(store_dir)?,
-            &mountpoint,
-            cache_size,
-            threads,
-            allow_other,
-        ),
+        } => mount::run(&store_path(store_dir)?, &mountpoint, cache_size, threads, allow_other),
     }
 }
 

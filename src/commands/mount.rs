@@ -58,7 +58,5 @@ pub fn run(
     _threads: usize,
     _allow_other: bool,
 ) -> Result<ExitCode> {
-    anyhow::bail!(
-        "mount is not supported on this platform yet (Windows support through Dokan is planned)"
-    )
+    anyhow::bail!("mount is not supported on this platform yet (Windows support through Dokan is planned)")
 }

@@ -50,13 +50,8 @@ pub fn run(
     let progress = Arc::new(WriteProgress::default());
     let view = ProgressView::start(Arc::clone(&progress), !json);
     let started = Instant::now();
-    let summary =
-        write_snapshot(store, source, &opts, sources.as_ref(), &progress).with_context(|| {
-            format!(
-                "backup of {} failed; the store is unchanged",
-                source.display()
-            )
-        });
+    let summary = write_snapshot(store, source, &opts, sources.as_ref(), &progress)
+        .with_context(|| format!("backup of {} failed; the store is unchanged", source.display()));
     drop(view);
     let summary = summary?;
     let secs = started.elapsed().as_secs_f64();

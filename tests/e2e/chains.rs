@@ -12,8 +12,7 @@ use crate::util::*;
 fn edit(data: &mut Vec<u8>, day: u64) {
     let r = pseudo(64, day);
     let len = data.len().max(1);
-    let at =
-        |k: usize| (u64::from_le_bytes(r[k * 8..k * 8 + 8].try_into().unwrap()) as usize) % len;
+    let at = |k: usize| (u64::from_le_bytes(r[k * 8..k * 8 + 8].try_into().unwrap()) as usize) % len;
     for k in 0..3 {
         let p = at(k);
         let end = (p + 3000).min(data.len());
@@ -37,19 +36,8 @@ fn edit(data: &mut Vec<u8>, day: u64) {
     }
 }
 
-fn run_chain(
-    mode: &str,
-    max_deltas: &str,
-    days: u64,
-) -> (Env, Vec<(String, blake3::Hash)>, Vec<Value>) {
-    let env = Env::new(&[
-        "--min-delta-size",
-        "256K",
-        "--mode",
-        mode,
-        "--max-deltas",
-        max_deltas,
-    ]);
+fn run_chain(mode: &str, max_deltas: &str, days: u64) -> (Env, Vec<(String, blake3::Hash)>, Vec<Value>) {
+    let env = Env::new(&["--min-delta-size", "256K", "--mode", mode, "--max-deltas", max_deltas]);
     let src = env.path("src");
     fs::create_dir(&src).unwrap();
     let file = src.join("mail.mbox");
@@ -62,10 +50,7 @@ fn run_chain(
         }
         fs::write(&file, &data).unwrap();
         let s = env.write(&src, &[]);
-        versions.push((
-            s["snapshot"].as_str().unwrap().to_string(),
-            blake3::hash(&data),
-        ));
+        versions.push((s["snapshot"].as_str().unwrap().to_string(), blake3::hash(&data)));
         summaries.push(s);
     }
     (env, versions, summaries)
@@ -73,11 +58,7 @@ fn run_chain(
 
 fn check_every_version(env: &Env, versions: &[(String, blake3::Hash)]) {
     for (id, hash) in versions {
-        assert_eq!(
-            blake3::hash(&env.cat(id, "mail.mbox")),
-            *hash,
-            "snapshot {id}"
-        );
+        assert_eq!(blake3::hash(&env.cat(id, "mail.mbox")), *hash, "snapshot {id}");
     }
 }
 
@@ -86,12 +67,7 @@ fn log_kinds(env: &Env) -> Vec<(String, u64)> {
     v.as_array()
         .unwrap()
         .iter()
-        .map(|r| {
-            (
-                r["kind"].as_str().unwrap().to_string(),
-                r["depth"].as_u64().unwrap(),
-            )
-        })
+        .map(|r| (r["kind"].as_str().unwrap().to_string(), r["depth"].as_u64().unwrap()))
         .collect()
 }
 
@@ -106,10 +82,7 @@ fn incremental_chain_with_forced_fulls_reads_back_every_version() {
             (if k == 0 { "full" } else { "incremental" }.to_string(), k)
         })
         .collect();
-    assert_eq!(
-        kinds, expected,
-        "a full every 5 versions with --max-deltas 4"
-    );
+    assert_eq!(kinds, expected, "a full every 5 versions with --max-deltas 4");
     // Deltas store a small fraction of the file.
     for s in &summaries[1..5] {
         let f = &s["files"][0];
@@ -122,11 +95,7 @@ fn incremental_chain_with_forced_fulls_reads_back_every_version() {
         "4 deltas since the last full (max deltas)"
     );
     let out = env.run(&["verify", "--read-data"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
 #[test]
@@ -161,10 +130,7 @@ fn delta_ratio_rule_starts_a_new_full() {
     let s = env.write(&src, &[]);
     let f = &s["files"][0];
     assert_eq!(f["decision"], "full", "{f}");
-    assert!(
-        f["reason"].as_str().unwrap().contains("max delta ratio"),
-        "{f}"
-    );
+    assert!(f["reason"].as_str().unwrap().contains("max delta ratio"), "{f}");
     // A small change is a delta again; turning the rule off per write keeps deltas.
     data[5..10].copy_from_slice(b"small");
     fs::write(&file, &data).unwrap();
@@ -173,10 +139,7 @@ fn delta_ratio_rule_starts_a_new_full() {
     fs::write(&file, &data).unwrap();
     let s = env.write(&src, &["--max-delta-ratio", "off"]);
     assert_eq!(s["files"][0]["decision"], "incremental", "{s}");
-    assert_eq!(
-        blake3::hash(&env.cat("latest", "mail.mbox")),
-        blake3::hash(&data)
-    );
+    assert_eq!(blake3::hash(&env.cat("latest", "mail.mbox")), blake3::hash(&data));
 }
 
 #[test]
@@ -205,10 +168,7 @@ fn small_files_are_stored_whole_and_the_stored_policy_is_the_default() {
         .collect();
     assert_eq!(decisions, vec!["differential", "whole"]);
     let s = env.write(&src, &["--min-delta-size", "10M"]);
-    assert_eq!(
-        s["files_unchanged"], 2,
-        "racy files re-read but identical: {s}"
-    );
+    assert_eq!(s["files_unchanged"], 2, "racy files re-read but identical: {s}");
 }
 
 #[test]
@@ -222,10 +182,7 @@ fn a_single_file_source_and_a_fixed_block_size() {
     fs::write(&file, &data).unwrap();
     let s = env.write(&file, &[]);
     assert_eq!(s["files"][0]["path"], "vm.img");
-    assert!(
-        s["files"][0]["delta_bytes"].as_u64().unwrap() <= 2048,
-        "1K blocks: {s}"
-    );
+    assert!(s["files"][0]["delta_bytes"].as_u64().unwrap() <= 2048, "1K blocks: {s}");
     assert_eq!(env.cat("latest", "vm.img"), data);
     let target = env.path("out");
     env.ok(&["restore", "latest", target.to_str().unwrap()]);

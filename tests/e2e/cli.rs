@@ -54,14 +54,7 @@ fn json_outputs_have_the_documented_fields() {
         assert!(s.get(k).is_some(), "write --json lacks {k}: {s}");
     }
     let f = &s["files"][0];
-    for k in [
-        "path",
-        "decision",
-        "delta_bytes",
-        "stored_bytes",
-        "bytes_read",
-        "size",
-    ] {
+    for k in ["path", "decision", "delta_bytes", "stored_bytes", "bytes_read", "size"] {
         assert!(f.get(k).is_some(), "file report lacks {k}: {f}");
     }
     let list: Value = serde_json::from_str(&env.ok(&["list", "--json"])).unwrap();
@@ -106,11 +99,7 @@ fn the_store_can_come_from_the_environment() {
         .env("BACKUP_FS_STORE", &env.store)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(env.snapshots().len(), 1);
 }
 
@@ -121,10 +110,7 @@ fn mistakes_get_clear_errors_and_change_nothing() {
     let out = env.run(&["write", missing.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("no-such-dir") && err.contains("does not exist"),
-        "{err}"
-    );
+    assert!(err.contains("no-such-dir") && err.contains("does not exist"), "{err}");
     assert!(env.snapshots().is_empty());
 
     let out = env.run(&["cat", "latest", "x"]);
@@ -154,22 +140,10 @@ fn mistakes_get_clear_errors_and_change_nothing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a backup-fs store"));
 
     let out = env.run(&["init"]);
-    assert!(
-        !out.status.success(),
-        "init over an existing store must fail"
-    );
+    assert!(!out.status.success(), "init over an existing store must fail");
 
     let out = env.run(&["write", src.to_str().unwrap(), "--block-size", "7"]);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "bad option values are usage errors"
-    );
-    let out = env.run(&[
-        "write",
-        src.to_str().unwrap(),
-        "--min-delta-size",
-        "12 parsecs",
-    ]);
+    assert_eq!(out.status.code(), Some(2), "bad option values are usage errors");
+    let out = env.run(&["write", src.to_str().unwrap(), "--min-delta-size", "12 parsecs"]);
     assert_eq!(out.status.code(), Some(2));
 }

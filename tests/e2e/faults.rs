@@ -87,16 +87,10 @@ fn a_truncated_object_makes_verify_fail_and_cat_error() {
         .unwrap();
     let (code, out) = verify_output(&env, false);
     assert_ne!(code, 0, "{out}");
-    assert!(
-        out.contains("truncated") || out.contains("corrupt"),
-        "{out}"
-    );
+    assert!(out.contains("truncated") || out.contains("corrupt"), "{out}");
     let res = env.run(&["cat", "latest", "big"]);
     assert_eq!(res.status.code(), Some(1));
-    assert!(
-        res.stdout.is_empty(),
-        "nothing may be written from a truncated object"
-    );
+    assert!(res.stdout.is_empty(), "nothing may be written from a truncated object");
 }
 
 #[test]
@@ -128,10 +122,7 @@ fn a_store_of_a_newer_format_is_refused_with_a_clear_message() {
     let out = env.run(&["list"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("format version 200") && err.contains("upgrade"),
-        "{err}"
-    );
+    assert!(err.contains("format version 200") && err.contains("upgrade"), "{err}");
 }
 
 #[test]
@@ -165,10 +156,7 @@ fn kill_during_write_leaves_a_store_that_verifies() {
     let s = env.write(&src, &[]);
     assert_eq!(s["errors"].as_array().unwrap().len(), 0);
     assert!(
-        fs::read_dir(env.store.join("tmp"))
-            .unwrap()
-            .next()
-            .is_none(),
+        fs::read_dir(env.store.join("tmp")).unwrap().next().is_none(),
         "tmp/ must be empty after a write"
     );
     assert_eq!(env.cat("latest", "big"), pseudo(60 << 20, 99));
@@ -185,10 +173,7 @@ fn a_second_writer_waits_or_fails_clearly() {
     let out = env.run(&["write", src.to_str().unwrap(), "--no-wait"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("locked by another writer") && err.contains("pid"),
-        "{err}"
-    );
+    assert!(err.contains("locked by another writer") && err.contains("pid"), "{err}");
     let mut child = env
         .cmd(&["write", src.to_str().unwrap()])
         .stdout(Stdio::piped())
@@ -242,23 +227,12 @@ fn unreadable_files_are_reported_and_skipped_and_the_rest_is_recorded() {
         chmod(p, 0o644);
     }
     let out = write_without_access(&env, &src, &src.join("secret"));
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
     let s: Value = serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
     let errors = s["errors"].as_array().unwrap();
     assert_eq!(errors.len(), 1, "{s}");
     assert_eq!(errors[0]["path"], "secret");
-    assert!(
-        errors[0]["error"]
-            .as_str()
-            .unwrap()
-            .contains("ermission denied"),
-        "{s}"
-    );
+    assert!(errors[0]["error"].as_str().unwrap().contains("ermission denied"), "{s}");
     let id = s["snapshot"].as_str().unwrap();
     assert_eq!(env.cat(id, "readable"), b"fine");
     assert!(!env.run(&["cat", id, "secret"]).status.success());
@@ -277,14 +251,10 @@ fn a_file_changing_while_it_is_read_is_retried_or_reported_never_torn() {
     let writer_path = busy.clone();
     let writer = std::thread::spawn(move || {
         use std::os::unix::fs::FileExt;
-        let f = fs::OpenOptions::new()
-            .write(true)
-            .open(&writer_path)
-            .unwrap();
+        let f = fs::OpenOptions::new().write(true).open(&writer_path).unwrap();
         let mut i = 0u64;
         while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-            f.write_all_at(&i.to_le_bytes(), (i * 4099) % (40 << 20))
-                .unwrap();
+            f.write_all_at(&i.to_le_bytes(), (i * 4099) % (40 << 20)).unwrap();
             i += 1;
             std::thread::sleep(Duration::from_micros(200));
         }
@@ -295,11 +265,7 @@ fn a_file_changing_while_it_is_read_is_retried_or_reported_never_torn() {
     writer.join().unwrap();
     let s: Value = serde_json::from_str(&String::from_utf8_lossy(&out.stdout)).unwrap();
     let errors = s["errors"].as_array().unwrap();
-    assert_eq!(
-        errors.len(),
-        1,
-        "a constantly changing file must be reported: {s}"
-    );
+    assert_eq!(errors.len(), 1, "a constantly changing file must be reported: {s}");
     assert!(
         errors[0]["error"]
             .as_str()
@@ -323,14 +289,7 @@ fn a_full_disk_fails_the_write_and_leaves_the_store_as_it_was() {
     let mnt = base.path().join("small");
     fs::create_dir(&mnt).unwrap();
     let ok = std::process::Command::new("mount")
-        .args([
-            "-t",
-            "tmpfs",
-            "-o",
-            "size=24m",
-            "tmpfs",
-            mnt.to_str().unwrap(),
-        ])
+        .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs", mnt.to_str().unwrap()])
         .status()
         .unwrap();
     assert!(ok.success(), "cannot mount tmpfs");
@@ -364,11 +323,7 @@ fn a_full_disk_fails_the_write_and_leaves_the_store_as_it_was() {
         "{err}"
     );
     let out = run(&["verify", "--read-data"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(
         fs::read_dir(store.join("tmp")).unwrap().next().is_none(),
         "temporary files must be removed"

@@ -30,9 +30,7 @@ fn fuse_available() -> bool {
             panic!("FUSE is required (BACKUP_FS_REQUIRE_FUSE=1) but unavailable: {why}")
         }
         Some(why) => {
-            eprintln!(
-                "skipped: FUSE unavailable ({why}); set BACKUP_FS_REQUIRE_FUSE=1 to make this a failure"
-            );
+            eprintln!("skipped: FUSE unavailable ({why}); set BACKUP_FS_REQUIRE_FUSE=1 to make this a failure");
             false
         }
     }
@@ -77,18 +75,11 @@ impl Mount {
         while !is_mounted(path) {
             if let Some(status) = m.child.as_mut().unwrap().try_wait().unwrap() {
                 let mut err = String::new();
-                std::io::Read::read_to_string(
-                    m.child.as_mut().unwrap().stderr.as_mut().unwrap(),
-                    &mut err,
-                )
-                .ok();
+                std::io::Read::read_to_string(m.child.as_mut().unwrap().stderr.as_mut().unwrap(), &mut err).ok();
                 m.child = None;
                 panic!("backup-fs mount exited with {status}: {err}");
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "mount did not appear"
-            );
+            assert!(started.elapsed() < Duration::from_secs(20), "mount did not appear");
             std::thread::sleep(Duration::from_millis(20));
         }
         m
@@ -121,10 +112,7 @@ impl Drop for Mount {
             let _ = self.signal(rustix::process::Signal::TERM);
         }
         if is_mounted(&self.path) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.path)
-                .status();
+            let _ = std::process::Command::new("umount").arg("-l").arg(&self.path).status();
         }
     }
 }
@@ -161,17 +149,9 @@ fn store_with_history(env: &Env) -> Vec<(String, BTreeMap<PathBuf, EntryModel>, 
         fs::write(inc.join("mail.mbox"), &mail).unwrap();
         fs::write(diff.join("db.bin"), &db).unwrap();
         let s = env.write(&inc, &["--mode", "incremental"]);
-        taken.push((
-            s["snapshot"].as_str().unwrap().to_string(),
-            model(&inc),
-            inc.clone(),
-        ));
+        taken.push((s["snapshot"].as_str().unwrap().to_string(), model(&inc), inc.clone()));
         let s = env.write(&diff, &["--mode", "differential"]);
-        taken.push((
-            s["snapshot"].as_str().unwrap().to_string(),
-            model(&diff),
-            diff.clone(),
-        ));
+        taken.push((s["snapshot"].as_str().unwrap().to_string(), model(&diff), diff.clone()));
     }
     taken
 }
@@ -206,8 +186,7 @@ fn every_file_of_every_snapshot_reads_back_through_the_mount() {
         let got = model(&mnt.join(id));
         assert_same_tree(model_then, &got, true);
     }
-    let log: serde_json::Value =
-        serde_json::from_str(&env.ok(&["log", "mail.mbox", "--json"])).unwrap();
+    let log: serde_json::Value = serde_json::from_str(&env.ok(&["log", "mail.mbox", "--json"])).unwrap();
     assert_eq!(
         log.as_array().unwrap().last().unwrap()["depth"],
         13,
@@ -258,36 +237,23 @@ fn cp_a_random_preads_and_concurrent_readers() {
     // Random preads of every version of the big files against the bytes backed up.
     let mut x: u64 = 12345;
     for (id, _, src) in &taken {
-        let name = if src.ends_with("inc") {
-            "mail.mbox"
-        } else {
-            "db.bin"
-        };
+        let name = if src.ends_with("inc") { "mail.mbox" } else { "db.bin" };
         let expected = env.cat(id, name);
         let f = fs::File::open(mnt.join(id).join(name)).unwrap();
         for _ in 0..40 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let off = (x >> 24) as usize % expected.len();
             let len = ((x >> 8) as usize % 300_000).min(expected.len() - off);
             let mut buf = vec![0u8; len];
             f.read_exact_at(&mut buf, off as u64).unwrap();
-            assert!(
-                buf == expected[off..off + len],
-                "{id}/{name} at {off}+{len}"
-            );
+            assert!(buf == expected[off..off + len], "{id}/{name} at {off}+{len}");
         }
     }
 
     // Several reader processes at once, each comparing a different version with a copy.
     let mut readers = Vec::new();
     for (i, (id, _, src)) in taken.iter().enumerate().step_by(3) {
-        let name = if src.ends_with("inc") {
-            "mail.mbox"
-        } else {
-            "db.bin"
-        };
+        let name = if src.ends_with("inc") { "mail.mbox" } else { "db.bin" };
         let want = env.path(&format!("want-{i}"));
         fs::write(&want, env.cat(id, name)).unwrap();
         readers.push(
@@ -299,10 +265,7 @@ fn cp_a_random_preads_and_concurrent_readers() {
         );
     }
     for mut r in readers {
-        assert!(
-            r.wait().unwrap().success(),
-            "a concurrent reader saw different bytes"
-        );
+        assert!(r.wait().unwrap().success(), "a concurrent reader saw different bytes");
     }
 }
 
@@ -315,29 +278,21 @@ fn new_snapshots_appear_writes_fail_and_sigint_unmounts() {
     let src = env.path("src");
     fs::create_dir(&src).unwrap();
     fs::write(src.join("a"), b"first").unwrap();
-    let first = env.write(&src, &[])["snapshot"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let first = env.write(&src, &[])["snapshot"].as_str().unwrap().to_string();
     let mnt = env.path("mnt");
     let mut mount = Mount::start(&env, &mnt);
     assert_eq!(fs::read(mnt.join("latest/a")).unwrap(), b"first");
 
     // A snapshot written while mounted appears, and `latest` follows it.
     fs::write(src.join("a"), b"second").unwrap();
-    let second = env.write(&src, &[])["snapshot"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let second = env.write(&src, &[])["snapshot"].as_str().unwrap().to_string();
     let started = Instant::now();
     loop {
         let names: Vec<String> = fs::read_dir(&mnt)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        if names.contains(&second)
-            && fs::read_link(mnt.join("latest")).unwrap().to_str() == Some(&second)
-        {
+        if names.contains(&second) && fs::read_link(mnt.join("latest")).unwrap().to_str() == Some(&second) {
             break;
         }
         assert!(
@@ -367,10 +322,7 @@ fn new_snapshots_appear_writes_fail_and_sigint_unmounts() {
         fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o777)),
         "chmod",
     );
-    erofs(
-        fs::create_dir(mnt.join("new-snapshot")),
-        "mkdir at the root",
-    );
+    erofs(fs::create_dir(mnt.join("new-snapshot")), "mkdir at the root");
 
     let (status, err) = mount.signal(rustix::process::Signal::INT);
     assert!(status.success(), "{status}: {err}");
@@ -399,11 +351,7 @@ fn an_external_unmount_ends_the_mount_process_cleanly() {
     } else {
         "umount"
     };
-    let args: &[&str] = if helper == "fusermount3" {
-        &["-u"]
-    } else {
-        &[]
-    };
+    let args: &[&str] = if helper == "fusermount3" { &["-u"] } else { &[] };
     let status = std::process::Command::new(helper)
         .args(args)
         .arg(&mnt)
@@ -422,10 +370,7 @@ fn an_external_unmount_ends_the_mount_process_cleanly() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert!(
-        status.success(),
-        "exit status after an external unmount: {status}"
-    );
+    assert!(status.success(), "exit status after an external unmount: {status}");
     assert!(!is_mounted(&mnt));
 }
 
@@ -438,10 +383,7 @@ fn corrupt_data_reads_as_an_io_error_and_is_logged() {
     let src = env.path("src");
     fs::create_dir(&src).unwrap();
     fs::write(src.join("big"), pseudo(2 << 20, 1)).unwrap();
-    let id = env.write(&src, &[])["snapshot"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = env.write(&src, &[])["snapshot"].as_str().unwrap().to_string();
     let obj = files_under(&env.store.join("objects"))
         .into_iter()
         .max_by_key(|p| fs::metadata(p).unwrap().len())

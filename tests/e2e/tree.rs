@@ -44,11 +44,7 @@ fn build_tree(src: &Path) {
     std::os::unix::fs::symlink("/etc/hostname", src.join("abs-link")).unwrap();
     std::os::unix::fs::symlink("nowhere/at/all", src.join("dangling")).unwrap();
     std::os::unix::fs::symlink("docs", src.join("dir-link")).unwrap();
-    fs::hard_link(
-        src.join("docs/readme.txt"),
-        src.join("docs/deep/hard-readme"),
-    )
-    .unwrap();
+    fs::hard_link(src.join("docs/readme.txt"), src.join("docs/deep/hard-readme")).unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
         src.join("pipe"),
@@ -93,10 +89,7 @@ fn day_two(src: &Path) {
     set_xattr(&src.join("docs/readme.txt"), "user.comment", b"changed");
     fs::remove_file(src.join("dangling")).unwrap();
     std::os::unix::fs::symlink("somewhere/else", src.join("dangling")).unwrap();
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .open(src.join("disk.img"))
-        .unwrap();
+    let mut f = fs::OpenOptions::new().write(true).open(src.join("disk.img")).unwrap();
     f.seek(SeekFrom::Start(3 << 20)).unwrap();
     f.write_all(&pseudo(4096, 11)).unwrap();
 }
@@ -126,10 +119,7 @@ fn every_snapshot_of_a_changing_tree_restores_identically() {
         }
         let summary = env.write(&src, &[]);
         assert_eq!(summary["errors"].as_array().unwrap().len(), 0, "{summary}");
-        taken.push((
-            summary["snapshot"].as_str().unwrap().to_string(),
-            model(&src),
-        ));
+        taken.push((summary["snapshot"].as_str().unwrap().to_string(), model(&src)));
     }
     assert_eq!(
         env.snapshots(),
@@ -140,10 +130,7 @@ fn every_snapshot_of_a_changing_tree_restores_identically() {
         env.ok(&["restore", id, target.to_str().unwrap()]);
         let actual = model(&target);
         assert_same_tree(expected, &actual, is_root());
-        assert!(
-            actual[&pb(b"disk.img")].sparse,
-            "holes of disk.img were not kept"
-        );
+        assert!(actual[&pb(b"disk.img")].sparse, "holes of disk.img were not kept");
     }
     // A subtree and a single file.
     let (id, expected) = &taken[0];
@@ -156,32 +143,17 @@ fn every_snapshot_of_a_changing_tree_restores_identically() {
     );
     let one = env.path("one");
     fs::create_dir(&one).unwrap();
-    env.ok(&[
-        "restore",
-        id,
-        one.to_str().unwrap(),
-        "--path",
-        "docs/mail.mbox",
-    ]);
+    env.ok(&["restore", id, one.to_str().unwrap(), "--path", "docs/mail.mbox"]);
     assert_eq!(
         Some(blake3::hash(&fs::read(one.join("mail.mbox")).unwrap())),
         expected[&pb(b"docs/mail.mbox")].content
     );
     // Restoring over existing files is refused.
-    let out = env.run(&[
-        "restore",
-        id,
-        one.to_str().unwrap(),
-        "--path",
-        "docs/mail.mbox",
-    ]);
+    let out = env.run(&["restore", id, one.to_str().unwrap(), "--path", "docs/mail.mbox"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
     let out = env.run(&["restore", id, sub.to_str().unwrap()]);
-    assert!(
-        !out.status.success(),
-        "restoring into a non-empty directory must fail"
-    );
+    assert!(!out.status.success(), "restoring into a non-empty directory must fail");
 }
 
 #[test]

@@ -21,10 +21,7 @@ pub struct Env {
 impl Env {
     /// A scratch area with an initialised store (extra `init` arguments allowed).
     pub fn new(init_args: &[&str]) -> Env {
-        let dir = tempfile::Builder::new()
-            .prefix("bfs-test")
-            .tempdir()
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("bfs-test").tempdir().unwrap();
         let store = dir.path().join("store");
         let env = Env { dir, store };
         let mut args = vec!["init"];
@@ -269,11 +266,7 @@ pub fn model(root: &Path) -> BTreeMap<PathBuf, EntryModel> {
                     }
                 }
             }
-            let xattrs = if ft.is_symlink() {
-                Vec::new()
-            } else {
-                user_xattrs(&p)
-            };
+            let xattrs = if ft.is_symlink() { Vec::new() } else { user_xattrs(&p) };
             out.insert(
                 rel,
                 EntryModel {
@@ -306,10 +299,7 @@ fn user_xattrs(p: &Path) -> Vec<(Vec<u8>, Vec<u8>)> {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for name in names[..n]
-        .split(|&b| b == 0)
-        .filter(|n| n.starts_with(b"user."))
-    {
+    for name in names[..n].split(|&b| b == 0).filter(|n| n.starts_with(b"user.")) {
         let mut v = vec![0u8; 65536];
         if let Ok(len) = rustix::fs::lgetxattr(p, name, &mut v) {
             v.truncate(len);
@@ -354,11 +344,7 @@ pub fn pb(bytes: &[u8]) -> PathBuf {
 /// Flips one bit of the byte at `offset` of `path`.
 pub fn flip_byte(path: &Path, offset: u64) {
     use std::os::unix::fs::FileExt;
-    let f = fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap();
+    let f = fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
     let mut b = [0u8];
     f.read_exact_at(&mut b, offset).unwrap();
     b[0] ^= 0x20;

@@ -77,9 +77,8 @@ fn main() -> ExitCode {
         }
     };
     let (maxrss, cpu) = rusage::children().unwrap_or((-1, -1.0));
-    let json = format!(
-        "{{\"seconds\":{seconds:.6},\"maxrss_kib\":{maxrss},\"cpu_seconds\":{cpu:.6},\"exit\":{code}}}\n"
-    );
+    let json =
+        format!("{{\"seconds\":{seconds:.6},\"maxrss_kib\":{maxrss},\"cpu_seconds\":{cpu:.6},\"exit\":{code}}}\n");
     if let Err(e) = std::fs::write(&report, json) {
         eprintln!("measure: cannot write {}: {e}", report.to_string_lossy());
         return ExitCode::from(125);

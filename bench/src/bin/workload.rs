@@ -62,9 +62,7 @@ struct Rng(u64);
 impl Rng {
     fn new(seed: u64, tag: u64, day: u64) -> Rng {
         let mut r = Rng(seed ^ tag.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        r.0 ^= r
-            .next()
-            .wrapping_add(day.wrapping_mul(0xD1B5_4A32_D192_ED03));
+        r.0 ^= r.next().wrapping_add(day.wrapping_mul(0xD1B5_4A32_D192_ED03));
         r.next();
         r
     }
@@ -315,12 +313,12 @@ const WORDS: &[&str] = &[
     "open",
 ];
 const FIRST: &[&str] = &[
-    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory",
-    "niaj", "olivia", "peggy", "rupert", "sybil", "trent", "victor", "walter", "yolanda",
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "mallory", "niaj", "olivia",
+    "peggy", "rupert", "sybil", "trent", "victor", "walter", "yolanda",
 ];
 const LAST: &[&str] = &[
-    "smith", "jones", "miller", "brown", "davis", "garcia", "wilson", "moore", "taylor", "thomas",
-    "martin", "lee", "walker", "hall", "young", "king", "wright", "scott", "green", "baker",
+    "smith", "jones", "miller", "brown", "davis", "garcia", "wilson", "moore", "taylor", "thomas", "martin", "lee",
+    "walker", "hall", "young", "king", "wright", "scott", "green", "baker",
 ];
 const DOMAINS: &[&str] = &[
     "example.org",
@@ -482,10 +480,7 @@ impl Mail {
         let recv_host = self.rng.range(1, 9);
         let qid = self.rng.next();
         let _ = writeln!(h, "From {from} {}", &date[..date.len() - 6]);
-        let _ = write!(
-            h,
-            "Return-Path: <{from}>\nDelivered-To: bench@example.net\n"
-        );
+        let _ = write!(h, "Return-Path: <{from}>\nDelivered-To: bench@example.net\n");
         let _ = write!(
             h,
             "Received: from mx{recv_host}.{} (mx{recv_host}.{} [192.0.2.{}])\n\tby mail.example.net (Postfix) with ESMTPS id {:010X}\n\tfor <bench@example.net>; {date}\n",
@@ -531,22 +526,15 @@ impl Mail {
         let attach = self.rng.chance(0.1);
         h.push_str("MIME-Version: 1.0\n");
         if attach {
-            let _ = writeln!(
-                h,
-                "Content-Type: multipart/mixed;\n\tboundary=\"{boundary}\""
-            );
+            let _ = writeln!(h, "Content-Type: multipart/mixed;\n\tboundary=\"{boundary}\"");
         } else {
-            h.push_str(
-                "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n",
-            );
+            h.push_str("Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n");
         }
         out.extend_from_slice(h.as_bytes());
         self.flags(out);
         out.push(b'\n');
         if attach {
-            out.extend_from_slice(
-                format!("--{boundary}\nContent-Type: text/plain; charset=utf-8\n\n").as_bytes(),
-            );
+            out.extend_from_slice(format!("--{boundary}\nContent-Type: text/plain; charset=utf-8\n\n").as_bytes());
         }
         let body = self.rng.log_range(300, 24 * KIB) as usize;
         self.text(out, body);
@@ -646,11 +634,7 @@ impl Params {
 /// Writes `size` bytes of mailbox to `path`.
 fn mailbox_init(p: &Params, path: &Path) -> io::Result<String> {
     let size = p.mailbox_size();
-    let mut mail = Mail::new(
-        Rng::new(p.seed, T_MAILBOX, 0),
-        0,
-        mail_epoch(0) - 400 * 86_400,
-    );
+    let mut mail = Mail::new(Rng::new(p.seed, T_MAILBOX, 0), 0, mail_epoch(0) - 400 * 86_400);
     let mut f = File::create(path)?;
     let mut buf: Vec<u8> = Vec::with_capacity(BUF + 512 * 1024);
     let mut written = 0u64;
@@ -702,11 +686,7 @@ fn shift_tail(f: &File, len: u64, at: u64, delta: i64) -> io::Result<()> {
 /// Day `day`'s mailbox changes: maybe a compaction shift, ~1% scattered rewrites, ~0.5% appended.
 fn mailbox_day(p: &Params, path: &Path, day: u64) -> io::Result<String> {
     let mut rng = Rng::new(p.seed, T_MAILBOX_DAY, day);
-    let mut mail = Mail::new(
-        Rng::new(p.seed, T_MAILBOX, day),
-        day * 10_000_000,
-        mail_epoch(day),
-    );
+    let mut mail = Mail::new(Rng::new(p.seed, T_MAILBOX, day), day * 10_000_000, mail_epoch(day));
     let f = OpenOptions::new().read(true).write(true).open(path)?;
     let mut len = f.metadata()?.len();
     let mut json = String::from("{");
@@ -720,17 +700,11 @@ fn mailbox_day(p: &Params, path: &Path, day: u64) -> io::Result<String> {
             shift_tail(&f, len, at, k as i64)?;
             f.write_all_at(&mail.bytes(k as usize), at)?;
             len += k;
-            let _ = write!(
-                json,
-                "\"shift\":{{\"kind\":\"insert\",\"at\":{at},\"bytes\":{k}}},"
-            );
+            let _ = write!(json, "\"shift\":{{\"kind\":\"insert\",\"at\":{at},\"bytes\":{k}}},");
         } else {
             shift_tail(&f, len, at, -(k as i64))?;
             len -= k;
-            let _ = write!(
-                json,
-                "\"shift\":{{\"kind\":\"delete\",\"at\":{at},\"bytes\":{k}}},"
-            );
+            let _ = write!(json, "\"shift\":{{\"kind\":\"delete\",\"at\":{at},\"bytes\":{k}}},");
         }
     }
 
@@ -862,11 +836,7 @@ fn vm_day(p: &Params, path: &Path, day: u64) -> io::Result<String> {
     let size = p.vm_size();
     let runs = vm_layout(p);
     let mut rng = Rng::new(p.seed, T_VM_DAY, day);
-    let mut mail = Mail::new(
-        Rng::new(p.seed, T_VM_DAY, day + 1_000_000),
-        0,
-        mail_epoch(day),
-    );
+    let mut mail = Mail::new(Rng::new(p.seed, T_VM_DAY, day + 1_000_000), 0, mail_epoch(day));
     let f = OpenOptions::new().read(true).write(true).open(path)?;
     let writes = ((rng.range(1000, 3000) as f64 * p.scale) as u64).max(20);
     let clusters = rng.range(2, 6);
@@ -967,11 +937,7 @@ fn list_files(root: &Path) -> io::Result<Vec<PathBuf>> {
 /// Day `day`'s tree changes: ~2% of files modified, ~0.5% added, ~0.3% deleted.
 fn tree_day(p: &Params, root: &Path, day: u64) -> io::Result<String> {
     let mut rng = Rng::new(p.seed, T_TREE_DAY, day);
-    let mut mail = Mail::new(
-        Rng::new(p.seed, T_TREE_DAY, day + 1_000_000),
-        0,
-        mail_epoch(day),
-    );
+    let mut mail = Mail::new(Rng::new(p.seed, T_TREE_DAY, day + 1_000_000), 0, mail_epoch(day));
     let mut files = list_files(root)?;
     let n = files.len() as u64;
     let deletes = ((n as f64 * 0.003).round() as u64).max(1).min(n);
@@ -987,11 +953,7 @@ fn tree_day(p: &Params, root: &Path, day: u64) -> io::Result<String> {
         fs::remove_file(f)?;
     }
     for f in &files[deletes as usize..picks] {
-        let ext = f
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or("txt")
-            .to_string();
+        let ext = f.extension().and_then(|e| e.to_str()).unwrap_or("txt").to_string();
         if rng.chance(0.5) {
             fs::write(f, tree_content(&mut rng, &mut mail, &ext))?;
         } else {
@@ -1048,9 +1010,7 @@ fn mutate_file(seed: u64, path: &Path, percent: f64, day: u64) -> io::Result<Str
         writes += 1;
     }
     f.sync_all()?;
-    Ok(format!(
-        "{{\"size\":{len},\"writes\":{writes},\"bytes\":{done}}}"
-    ))
+    Ok(format!("{{\"size\":{len},\"writes\":{writes},\"bytes\":{done}}}"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1058,9 +1018,7 @@ fn mutate_file(seed: u64, path: &Path, percent: f64, day: u64) -> io::Result<Str
 
 fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let mult = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
@@ -1099,29 +1057,19 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
         match arg.as_str() {
             "--scale" => {
-                a.scale = value("--scale")?
-                    .parse()
-                    .map_err(|_| "invalid --scale".to_string())?;
+                a.scale = value("--scale")?.parse().map_err(|_| "invalid --scale".to_string())?;
                 if !(a.scale > 0.0 && a.scale <= 1000.0) {
                     return Err("--scale must be in (0, 1000]".into());
                 }
             }
-            "--seed" => {
-                a.seed = value("--seed")?
-                    .parse()
-                    .map_err(|_| "invalid --seed".to_string())?
-            }
+            "--seed" => a.seed = value("--seed")?.parse().map_err(|_| "invalid --seed".to_string())?,
             "--size" => a.size = Some(parse_size(&value("--size")?)?),
             "--percent" => {
                 a.percent = value("--percent")?
                     .parse()
                     .map_err(|_| "invalid --percent".to_string())?
             }
-            "--day" => {
-                a.day = value("--day")?
-                    .parse()
-                    .map_err(|_| "invalid --day".to_string())?
-            }
+            "--day" => a.day = value("--day")?.parse().map_err(|_| "invalid --day".to_string())?,
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             _ => a.positional.push(arg),
         }
@@ -1173,12 +1121,7 @@ fn run() -> Result<(), String> {
             if day == 0 {
                 return Err("day 0 is `init`".into());
             }
-            println!(
-                "day {day} in {} (scale {}, seed {})",
-                dir.display(),
-                p.scale,
-                p.seed
-            );
+            println!("day {day} in {} (scale {}, seed {})", dir.display(), p.scale, p.seed);
             let m = mailbox_day(&p, &dir.join("mailbox.mbox"), day).map_err(io)?;
             println!("  mailbox.mbox {m}");
             let v = vm_day(&p, &dir.join("vm.img"), day).map_err(io)?;
@@ -1200,10 +1143,7 @@ fn run() -> Result<(), String> {
         }
         _ => return Err(USAGE.into()),
     };
-    println!(
-        "{json},\"seconds\":{:.3}}}",
-        started.elapsed().as_secs_f64()
-    );
+    println!("{json},\"seconds\":{:.3}}}", started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -1243,11 +1183,7 @@ mod tests {
             (BUF as u64 + 1, -4096),
         ] {
             fs::write(&path, &orig).unwrap();
-            let f = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(&path)
-                .unwrap();
+            let f = OpenOptions::new().read(true).write(true).open(&path).unwrap();
             shift_tail(&f, n as u64, at, delta).unwrap();
             drop(f);
             let got = fs::read(&path).unwrap();
@@ -1269,10 +1205,7 @@ mod tests {
 
     #[test]
     fn generation_is_deterministic() {
-        let p = Params {
-            seed: 42,
-            scale: 0.002,
-        };
+        let p = Params { seed: 42, scale: 0.002 };
         let (a, b) = (temp("det-a"), temp("det-b"));
         for d in [&a, &b] {
             fs::create_dir_all(d.join("tree")).unwrap();
@@ -1286,11 +1219,7 @@ mod tests {
             }
         }
         for f in ["mailbox.mbox", "vm.img"] {
-            assert_eq!(
-                fs::read(a.join(f)).unwrap(),
-                fs::read(b.join(f)).unwrap(),
-                "{f}"
-            );
+            assert_eq!(fs::read(a.join(f)).unwrap(), fs::read(b.join(f)).unwrap(), "{f}");
         }
         let (la, lb) = (
             list_files(&a.join("tree")).unwrap(),

@@ -53,10 +53,7 @@ impl DataObject {
         let what = describe(&id, path);
         let stored_len = file.metadata().at(path)?.len();
         if stored_len < HEADER_LEN + TRAILER_LEN {
-            return Err(Error::corrupt(
-                &what,
-                format!("truncated ({stored_len} bytes)"),
-            ));
+            return Err(Error::corrupt(&what, format!("truncated ({stored_len} bytes)")));
         }
         let mut head = [0u8; HEADER_LEN as usize];
         read_exact_at(&file, &mut head, 0).at(path)?;
@@ -75,16 +72,10 @@ impl DataObject {
         let reserved = d.u16()?;
         let frame_size = d.u32()?;
         if reserved != 0 || head.get(16..).is_some_and(|r| r.iter().any(|&b| b != 0)) {
-            return Err(Error::corrupt(
-                &what,
-                "damaged header (reserved bytes are not zero)",
-            ));
+            return Err(Error::corrupt(&what, "damaged header (reserved bytes are not zero)"));
         }
         if frame_size == 0 || frame_size > 64 << 20 {
-            return Err(Error::corrupt(
-                &what,
-                format!("frame size {frame_size} out of range"),
-            ));
+            return Err(Error::corrupt(&what, format!("frame size {frame_size} out of range")));
         }
         let mut trailer = [0u8; TRAILER_LEN as usize];
         read_exact_at(&file, &mut trailer, stored_len - TRAILER_LEN).at(path)?;
@@ -94,17 +85,11 @@ impl DataObject {
         let logical_len = t.u64()?;
         let sum = t.take(32)?;
         if t.take(8)? != END_MAGIC {
-            return Err(Error::corrupt(
-                &what,
-                "truncated or damaged (no end marker)",
-            ));
+            return Err(Error::corrupt(&what, "truncated or damaged (no end marker)"));
         }
         let index_len = frame_count
             .checked_mul(INDEX_ENTRY_LEN)
-            .filter(|&l| {
-                index_offset >= HEADER_LEN
-                    && index_offset.checked_add(l) == Some(stored_len - TRAILER_LEN)
-            })
+            .filter(|&l| index_offset >= HEADER_LEN && index_offset.checked_add(l) == Some(stored_len - TRAILER_LEN))
             .ok_or_else(|| Error::corrupt(&what, "index position disagrees with the file size"))?;
         let mut index = vec![0u8; index_len as usize];
         read_exact_at(&file, &mut index, index_offset).at(path)?;
@@ -136,10 +121,7 @@ impl DataObject {
                 || raw_len > frame_size
                 || (!last && raw_len != frame_size)
             {
-                return Err(Error::corrupt(
-                    &what,
-                    format!("bad index entry for frame {i}"),
-                ));
+                return Err(Error::corrupt(&what, format!("bad index entry for frame {i}")));
             }
             frames.push(Frame {
                 stored_offset: offset,
@@ -152,10 +134,7 @@ impl DataObject {
             total += u64::from(raw_len);
         }
         if offset != index_offset || total != logical_len {
-            return Err(Error::corrupt(
-                &what,
-                "frame lengths disagree with the index",
-            ));
+            return Err(Error::corrupt(&what, "frame lengths disagree with the index"));
         }
         Ok(DataObject {
             id,
@@ -205,12 +184,8 @@ impl DataObject {
             if f.codec == CODEC_RAW {
                 return Ok(stored.to_vec());
             }
-            let out = zstd_decompress_vec(stored, f.raw_len as usize).map_err(|e| {
-                Error::corrupt(
-                    self.describe(),
-                    format!("frame {i} does not decompress: {e}"),
-                )
-            })?;
+            let out = zstd_decompress_vec(stored, f.raw_len as usize)
+                .map_err(|e| Error::corrupt(self.describe(), format!("frame {i} does not decompress: {e}")))?;
             if out.len() != f.raw_len as usize {
                 return Err(Error::corrupt(
                     self.describe(),
@@ -234,12 +209,8 @@ impl DataObject {
                 out.copy_from_slice(stored);
                 return Ok(());
             }
-            let n = zstd_decompress_into(stored, out).map_err(|e| {
-                Error::corrupt(
-                    self.describe(),
-                    format!("frame {i} does not decompress: {e}"),
-                )
-            })?;
+            let n = zstd_decompress_into(stored, out)
+                .map_err(|e| Error::corrupt(self.describe(), format!("frame {i} does not decompress: {e}")))?;
             if n != out.len() {
                 return Err(Error::corrupt(
                     self.describe(),
@@ -252,11 +223,7 @@ impl DataObject {
 
     /// Reads frame `i`'s stored bytes into a per-thread scratch buffer (nothing is allocated per
     /// frame), checks them against the index, and hands them to `decode`.
-    fn with_stored<R>(
-        &self,
-        i: usize,
-        decode: impl FnOnce(&Frame, &[u8]) -> Result<R>,
-    ) -> Result<R> {
+    fn with_stored<R>(&self, i: usize, decode: impl FnOnce(&Frame, &[u8]) -> Result<R>) -> Result<R> {
         let f = self.frame_entry(i)?;
         SCRATCH.with(|cell| {
             let mut stored = cell.borrow_mut();

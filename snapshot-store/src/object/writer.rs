@@ -101,8 +101,7 @@ impl DataObjectWriter {
             self.current.extend_from_slice(now);
             data = rest;
             if self.current.len() == FRAME_SIZE as usize {
-                let full =
-                    std::mem::replace(&mut self.current, Vec::with_capacity(FRAME_SIZE as usize));
+                let full = std::mem::replace(&mut self.current, Vec::with_capacity(FRAME_SIZE as usize));
                 self.batch.push(full);
                 if self.batch.len() == BATCH {
                     self.flush_batch()?;
@@ -122,14 +121,7 @@ impl DataObjectWriter {
             .enumerate()
             .map(|(i, raw)| {
                 let probe = (first + i as u64).is_multiple_of(PROBE_EVERY);
-                compress_frame(
-                    raw,
-                    if skipping && !probe {
-                        None
-                    } else {
-                        Some(level)
-                    },
-                )
+                compress_frame(raw, if skipping && !probe { None } else { Some(level) })
             })
             .collect();
         for f in frames {
@@ -141,8 +133,7 @@ impl DataObjectWriter {
             self.file.write_all(&f.bytes).at(&self.temp)?;
             self.stored_len += f.bytes.len() as u64;
             self.index.push(f.codec);
-            self.index
-                .extend_from_slice(&(f.bytes.len() as u32).to_le_bytes());
+            self.index.extend_from_slice(&(f.bytes.len() as u32).to_le_bytes());
             self.index.extend_from_slice(&f.raw_len.to_le_bytes());
             self.index.extend_from_slice(&f.checksum.to_le_bytes());
             self.frames += 1;

@@ -5,12 +5,17 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 use snapshot_store::ranges::RangeSet;
+use snapshot_store::reflink::ReflinkProvider;
+use snapshot_store::store::Store;
 use snapshot_store::tracked::{ChangeProvider, ListProvider, Tracking};
 
-/// The change sources for a write of `source`, best first.
-pub fn sources(source: &Path, changed_ranges: Option<&Path>, verify_sample: u32) -> Result<Tracking> {
-    let _ = source;
+/// The change sources for a write of `source` into `store`, best first: reflink references,
+/// then an outside list.
+pub fn sources(store: &Store, source: &Path, changed_ranges: Option<&Path>, verify_sample: u32) -> Result<Tracking> {
     let mut providers: Vec<Box<dyn ChangeProvider>> = Vec::new();
+    providers.push(Box::new(ReflinkProvider::open(store, source).with_context(|| {
+        format!("cannot set up reflink references for {}", source.display())
+    })?));
     if let Some(list) = changed_ranges {
         providers.push(Box::new(read_list(list)?));
     }

@@ -42,6 +42,8 @@ pub enum Kind {
     ExtentMap,
     /// A content hash tree object (`objects/<xx>/<id>`).
     HashTree,
+    /// The reflink reference table of a source (`tracking/<key>.refs`).
+    RefTable,
 }
 
 impl Kind {
@@ -54,6 +56,7 @@ impl Kind {
             Kind::Signature => b"BKFSsign",
             Kind::ExtentMap => b"BKFSxmap",
             Kind::HashTree => b"BKFStree",
+            Kind::RefTable => b"BKFSrefs",
         }
     }
 
@@ -66,6 +69,7 @@ impl Kind {
             Kind::Signature => "signature object",
             Kind::ExtentMap => "extent-map object",
             Kind::HashTree => "hash-tree object",
+            Kind::RefTable => "reference table",
         }
     }
 }

@@ -227,48 +227,52 @@ impl FileWriter<'_> {
         let mut tracking_note = None;
         let mut frozen: Option<SourceFile> = None;
         if let (Some(tracking), false) = (self.tracking, matches!(plan, Plan::Whole)) {
+            // The first source with a frozen copy provides it; the first with complete ranges
+            // provides them.
+            let mut changes = None;
             for provider in &tracking.providers {
                 let Some(input) = provider.changes(live.path(), rel, &meta, prev) else {
                     continue;
                 };
-                if let Some(data) = input.data {
+                if let (None, Some(data)) = (&frozen, input.data) {
                     frozen = Some(SourceFile::frozen(data, live.path(), meta.clone()));
                 }
-                let src = frozen.as_ref().unwrap_or(live);
-                match (input.changes, prev, &plan) {
-                    (Some(changes), Some(prev), Plan::Delta { .. }) => {
-                        let prev_deltas = self
-                            .store
-                            .version(&prev.content.version)
-                            .map(|v| v.deltas_since_full)
-                            .unwrap_or(0);
-                        match self.write_tracked(src.file(), src.path(), &meta, &prev.content, &changes, prev_deltas)? {
-                            Tracked::Done(done) => {
-                                let (outcome, produced) = *done;
-                                return Ok((outcome, produced, frozen.is_some()));
-                            }
-                            Tracked::Fallback(reason) => tracking_note = Some(reason),
-                            Tracked::RatioExceeded => {
-                                let reason = format!(
-                                    "delta larger than {} of the full (max delta ratio)",
-                                    self.policy.max_delta_ratio.unwrap_or(Percent(0))
-                                );
-                                let (o, p) = self.write_full(src, reason)?;
-                                return Ok((o, p, frozen.is_some()));
-                            }
+                if input.changes.is_some() {
+                    changes = input.changes;
+                    break;
+                }
+                if tracking_note.is_none() {
+                    tracking_note = provider.note();
+                }
+            }
+            let src = frozen.as_ref().unwrap_or(live);
+            match (changes, prev, &plan) {
+                (Some(changes), Some(prev), Plan::Delta { .. }) => {
+                    let prev_deltas = self
+                        .store
+                        .version(&prev.content.version)
+                        .map(|v| v.deltas_since_full)
+                        .unwrap_or(0);
+                    match self.write_tracked(src.file(), src.path(), &meta, &prev.content, &changes, prev_deltas)? {
+                        Tracked::Done(done) => {
+                            let (outcome, produced) = *done;
+                            return Ok((outcome, produced, frozen.is_some()));
+                        }
+                        Tracked::Fallback(reason) => tracking_note = Some(reason),
+                        Tracked::RatioExceeded => {
+                            let reason = format!(
+                                "delta larger than {} of the full (max delta ratio)",
+                                self.policy.max_delta_ratio.unwrap_or(Percent(0))
+                            );
+                            let (o, p) = self.write_full(src, reason)?;
+                            return Ok((o, p, frozen.is_some()));
                         }
                     }
-                    (None, Some(_), Plan::Delta { .. }) => {
-                        tracking_note = provider
-                            .note()
-                            .or(Some("no complete record of changes for this file".into()));
-                    }
-                    _ => {}
                 }
-                break;
-            }
-            if tracking_note.is_none() && matches!(plan, Plan::Delta { .. }) {
-                tracking_note = Some("no change source covers this file".into());
+                (None, Some(_), Plan::Delta { .. }) if tracking_note.is_none() => {
+                    tracking_note = Some("no complete record of changes for this file".into());
+                }
+                _ => {}
             }
         }
         let src = frozen.as_ref().unwrap_or(live);

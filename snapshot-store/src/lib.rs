@@ -19,6 +19,7 @@ pub mod policy;
 pub mod progress;
 pub mod ranges;
 pub mod read;
+pub mod reflink;
 pub mod restore;
 pub mod rolling;
 pub mod runs;

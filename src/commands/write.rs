@@ -40,6 +40,7 @@ pub fn run(
     };
     let sources = if policy.change_tracking {
         Some(crate::tracking::sources(
+            store,
             source,
             tracking.changed_ranges.as_deref(),
             tracking.verify_sample,

@@ -92,6 +92,12 @@ pub enum Command {
         #[arg(long)]
         allow_other: bool,
     },
+    /// Record changed ranges under SOURCE (fanotify, Linux 6.14+, root) until Ctrl-C or SIGTERM, so
+    /// that change-tracked writes of a filesystem without reflink read only what changed.
+    Track {
+        /// The directory whose changes to record (backed up with `write SOURCE --change-tracking`).
+        source: PathBuf,
+    },
     /// Check the store; exits non-zero and lists what is wrong.
     Verify {
         /// Also rebuild every file version and check it against its blake3.

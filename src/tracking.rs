@@ -9,13 +9,18 @@ use snapshot_store::reflink::ReflinkProvider;
 use snapshot_store::store::Store;
 use snapshot_store::tracked::{ChangeProvider, ListProvider, Tracking};
 
-/// The change sources for a write of `source` into `store`, best first: reflink references,
-/// then an outside list.
+/// The change sources for a write of `source` into `store`, best first: reflink references, the
+/// `backup-fs track` change log, then an outside list.
 pub fn sources(store: &Store, source: &Path, changed_ranges: Option<&Path>, verify_sample: u32) -> Result<Tracking> {
     let mut providers: Vec<Box<dyn ChangeProvider>> = Vec::new();
     providers.push(Box::new(ReflinkProvider::open(store, source).with_context(|| {
         format!("cannot set up reflink references for {}", source.display())
     })?));
+    #[cfg(target_os = "linux")]
+    providers.push(Box::new(snapshot_store::changelog::FanotifyProvider::open(
+        store,
+        &std::fs::canonicalize(source).unwrap_or_else(|_| source.to_path_buf()),
+    )));
     if let Some(list) = changed_ranges {
         providers.push(Box::new(read_list(list)?));
     }

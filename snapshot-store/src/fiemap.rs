@@ -193,6 +193,7 @@ pub fn changed_ranges(old: &[FiemapExtent], new: &[FiemapExtent], size: u64) -> 
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // lists of ranges with one range
 mod tests {
     use super::*;
 

@@ -2,6 +2,7 @@
 #![warn(missing_docs)]
 
 pub mod cache;
+pub mod changelog;
 pub mod codec;
 pub mod delta;
 pub mod envelope;

@@ -76,6 +76,7 @@ impl RangeSet {
 }
 
 #[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // lists of ranges with one range
 mod tests {
     use super::*;
 

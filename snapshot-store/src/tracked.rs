@@ -215,6 +215,15 @@ impl FileWriter<'_> {
             .map(|p| ((u128::from(full.literal_stored) * u128::from(p.0) / 10_000) as u64).max(RATIO_FLOOR));
         let old = base.size;
         let new = meta.size;
+        // Changed ranges are stored as literals, never matched against the base; when they
+        // cover most of the file, a compare (which finds moved and unchanged data inside them)
+        // costs no more reads and stores far less.
+        let kept = old.min(new);
+        if kept > 0 && dirty.clip(kept).len() > kept / 2 {
+            return Ok(Tracked::Fallback(
+                "changes cover most of the file; compared instead".into(),
+            ));
+        }
         let mut plan = Plan::new(&base_sig, &dirty, old, new);
 
         let mut bytes_read = 0u64;

@@ -39,10 +39,10 @@ enum Edit {
 fn edit() -> impl Strategy<Value = Edit> {
     let at = any::<usize>();
     prop_oneof![
-        (at.clone(), 1usize..20_000, any::<u64>()).prop_map(|(at, len, seed)| Edit::Overwrite { at, len, seed }),
-        (at.clone(), 1usize..20_000, any::<u64>()).prop_map(|(at, len, seed)| Edit::Insert { at, len, seed }),
-        (at.clone(), 1usize..20_000).prop_map(|(at, len)| Edit::Delete { at, len }),
-        at.clone().prop_map(|at| Edit::Truncate { at }),
+        (at, 1usize..20_000, any::<u64>()).prop_map(|(at, len, seed)| Edit::Overwrite { at, len, seed }),
+        (at, 1usize..20_000, any::<u64>()).prop_map(|(at, len, seed)| Edit::Insert { at, len, seed }),
+        (at, 1usize..20_000).prop_map(|(at, len)| Edit::Delete { at, len }),
+        at.prop_map(|at| Edit::Truncate { at }),
         (1usize..50_000, any::<u64>()).prop_map(|(len, seed)| Edit::Append { len, seed }),
         (at, 1usize..60_000).prop_map(|(at, len)| Edit::Zeros { at, len }),
         (1usize..200_000).prop_map(|len| Edit::GrowSparse { len }),

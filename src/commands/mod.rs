@@ -4,8 +4,9 @@ mod cat;
 mod init;
 mod list;
 mod log;
-mod mount;
+pub mod mount;
 mod restore;
+mod track;
 mod verify;
 mod write;
 
@@ -47,6 +48,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             restore::run(&open(store_dir)?, &snapshot, &target, path.as_deref())
         }
         Command::Verify { read_data, json } => verify::run(&open(store_dir)?, read_data, json),
+        Command::Track { source } => track::run(&open(store_dir)?, &source),
         Command::Mount {
             mountpoint,
             cache_size,

@@ -4,5 +4,6 @@ mod chains;
 mod cli;
 mod faults;
 mod mount;
+mod tracking;
 mod tree;
 mod util;

@@ -106,7 +106,10 @@ fn file_type(k: Kind) -> FileType {
 
 impl Filesystem for BackupFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        let want = InitFlags::FUSE_PARALLEL_DIROPS | InitFlags::FUSE_DO_READDIRPLUS | InitFlags::FUSE_READDIRPLUS_AUTO;
+        let want = InitFlags::FUSE_PARALLEL_DIROPS
+            | InitFlags::FUSE_DO_READDIRPLUS
+            | InitFlags::FUSE_READDIRPLUS_AUTO
+            | InitFlags::FUSE_POSIX_ACL;
         let _ = config.add_capabilities(want & config.capabilities());
         // More readahead requests in flight; the read size itself is the kernel's readahead
         // (raised to 1 MiB per mount by the session when it can).

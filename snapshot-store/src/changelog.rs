@@ -505,7 +505,6 @@ impl LogWriter {
     }
 }
 
-
 /// The fanotify change source of a write: the changes recorded by `backup-fs track` since the
 /// cut of the last change-tracked snapshot, when the log proves them complete.
 pub struct FanotifyProvider {

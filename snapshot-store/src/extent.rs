@@ -98,8 +98,13 @@ impl ExtentMap {
     /// `what` names the version in errors.
     pub fn compose(ops: &[DeltaOp], literal: Option<ObjectId>, base: Option<&ExtentMap>, what: &str) -> Result<Self> {
         let mut b = Builder::default();
+        b.map
+            .extents
+            .reserve(ops.len() + base.map_or(0, |m| m.extents.len()).min(ops.len() * 2));
         let mut lit_off = 0u64;
         let lit_index = literal.map(|id| b.intern(id));
+        // The base's object indexes, translated to this map's once each (not hashed per piece).
+        let mut from_base: Vec<Option<u32>> = vec![None; base.map_or(0, |m| m.objects.len())];
         for op in ops {
             match *op {
                 DeltaOp::Literal { len } => {
@@ -126,11 +131,13 @@ impl ExtentMap {
                         if ext.object == HOLE {
                             b.push(HOLE, 0, take);
                         } else {
-                            let id = *base
-                                .objects
-                                .get(ext.object as usize)
-                                .ok_or_else(|| Error::corrupt(what, "base map names no such object"))?;
-                            let o = b.intern(id);
+                            let (Some(slot), Some(&id)) = (
+                                from_base.get_mut(ext.object as usize),
+                                base.objects.get(ext.object as usize),
+                            ) else {
+                                return Err(Error::corrupt(what, "base map names no such object"));
+                            };
+                            let o = *slot.get_or_insert_with(|| b.intern(id));
                             b.push(o, ext.offset + (pos - ext.start), take);
                         }
                         pos += take;

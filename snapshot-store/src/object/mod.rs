@@ -40,7 +40,7 @@ pub const INDEX_ENTRY_LEN: u64 = 17;
 /// Bytes of the trailer.
 pub const TRAILER_LEN: u64 = 64;
 /// Uncompressed bytes per frame written by this build.
-pub const FRAME_SIZE: u32 = 128 << 10;
+pub const FRAME_SIZE: u32 = 32 << 10;
 /// Codec value of a frame stored as is.
 pub const CODEC_RAW: u8 = 0;
 /// Codec value of a frame stored as one zstd frame.

@@ -129,6 +129,9 @@ pub fn write_snapshot(
     let parent = previous_snapshot(store, &source)?;
     let mut exclude = opts.exclude.clone();
     exclude.push(fs::canonicalize(store.root()).unwrap_or_else(|_| store.root().to_path_buf()));
+    // Change tracking's reference copies (of any store) are never part of a snapshot.
+    let refs = source.join(crate::reflink::REF_DIR_NAME);
+    exclude.push(fs::canonicalize(&refs).unwrap_or(refs));
     for p in tracking
         .map(|t| t.providers.iter().flat_map(|p| p.excluded()).collect::<Vec<_>>())
         .unwrap_or_default()

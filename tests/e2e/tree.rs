@@ -179,3 +179,26 @@ fn unchanged_files_are_not_read_and_renamed_content_is_stored_once() {
         assert!(f["deduplicated"].as_bool().unwrap(), "{f}");
     }
 }
+
+#[test]
+fn reference_copies_of_change_tracking_are_never_backed_up() {
+    // Another store's change tracking keeps its reference copies under SOURCE/.backup-fs-refs;
+    // no store backs them up, tracked or not.
+    let env = Env::new(&[]);
+    let src = env.path("src");
+    fs::create_dir_all(src.join(".backup-fs-refs/0123456789abcdef")).unwrap();
+    fs::write(src.join(".backup-fs-refs/0123456789abcdef/data.img"), b"reference").unwrap();
+    fs::write(src.join("data.img"), b"live").unwrap();
+    let s = env.write(&src, &[]);
+    let paths: Vec<&str> = s["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["data.img"], "{s}");
+    let out = env.path("out");
+    env.ok(&["restore", s["snapshot"].as_str().unwrap(), out.to_str().unwrap()]);
+    assert!(!out.join(".backup-fs-refs").exists());
+    assert_eq!(fs::read(out.join("data.img")).unwrap(), b"live");
+}

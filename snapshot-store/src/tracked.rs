@@ -546,10 +546,24 @@ impl<'a> Emitter<'a> {
         let bs = sig.block_size as usize;
         let roller = Roller::new(bs);
         let zero_block = block_sig(&roller, zeros(bs));
+        // Every block but the last is `bs` long: hash zeros once per length, not once per block
+        // (a 4 GiB file has a million blocks).
+        let short_zero = sig
+            .blocks
+            .last()
+            .filter(|b| b.len as usize != bs)
+            .map(|b| block_sig(&roller, zeros(b.len as usize)));
         let zero = sig
             .blocks
             .iter()
-            .map(|b| b.strong == strong_hash(zeros(b.len as usize)) && b.weak == roller.hash(zeros(b.len as usize)))
+            .map(|b| {
+                let z = if b.len as usize == bs {
+                    Some(&zero_block)
+                } else {
+                    short_zero.as_ref()
+                };
+                z == Some(b)
+            })
             .collect();
         Emitter {
             sig,

@@ -2,9 +2,9 @@
 //!
 //! ```text
 //! offset  size  field
-//! 0       8     magic: "BKFS" + 4-byte kind tag ("conf", "snap", "vers", "sign", "xmap")
+//! 0       8     magic: "BKFS" + 4-byte kind tag ("conf", "snap", "vers", "sign", "xmap", "tree", "refs")
 //! 8       2     format version, u16 LE (this build writes and reads up to FORMAT_VERSION)
-//! 10      1     payload codec: 0 = stored as is, 1 = one zstd frame
+//! 10      1     payload codec: 0 = stored as is, 1 = one zstd frame (hash trees: always 0)
 //! 11      5     reserved, zero
 //! 16      8     decoded payload length, u64 LE
 //! 24      n     payload as stored
@@ -76,7 +76,8 @@ impl Kind {
 
 /// Wraps `payload` in an envelope of `kind`, zstd-compressing it when that makes it smaller.
 pub fn seal(kind: Kind, payload: &[u8]) -> Vec<u8> {
-    let compressed = if payload.len() >= COMPRESS_MIN {
+    // Hash trees are read piecemeal at fixed offsets (and chaining values do not compress).
+    let compressed = if payload.len() >= COMPRESS_MIN && kind != Kind::HashTree {
         zstd::bulk::compress(payload, 3)
             .ok()
             .filter(|c| c.len() < payload.len())
@@ -97,6 +98,56 @@ pub fn seal(kind: Kind, payload: &[u8]) -> Vec<u8> {
     let sum = blake3::hash(&out);
     out.extend_from_slice(sum.as_bytes());
     out
+}
+
+/// Bytes before an envelope's payload.
+pub const PAYLOAD_OFFSET: u64 = HEADER_LEN as u64;
+
+/// Checks the header of an uncompressed envelope read piecemeal (the checksum, which covers the
+/// whole file, is not checked: the caller checks what it reads otherwise) and returns the payload
+/// length, which must fill the file of `file_len` bytes.
+pub fn open_header(kind: Kind, header: &[u8], file_len: u64, what: &str) -> Result<u64> {
+    let mut d = Decoder::new(header, what);
+    let magic = d.take(8).map_err(|_| truncated(kind, what, header.len()))?;
+    if magic != kind.magic() {
+        return Err(Error::corrupt(
+            what,
+            format!("not a {} (bad magic {:?})", kind.noun(), String::from_utf8_lossy(magic)),
+        ));
+    }
+    let version = d.u16().map_err(|_| truncated(kind, what, header.len()))?;
+    if version > FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion {
+            what: what.to_string(),
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if version == 0 {
+        return Err(Error::corrupt(what, "format version 0"));
+    }
+    let codec = d.u8().map_err(|_| truncated(kind, what, header.len()))?;
+    if codec != 0 {
+        return Err(Error::corrupt(
+            what,
+            format!("payload codec {codec}, expected 0 (uncompressed)"),
+        ));
+    }
+    if d.take(5)
+        .map_err(|_| truncated(kind, what, header.len()))?
+        .iter()
+        .any(|&b| b != 0)
+    {
+        return Err(d.error("reserved header bytes are not zero"));
+    }
+    let raw_len = d.u64().map_err(|_| truncated(kind, what, header.len()))?;
+    if raw_len.checked_add((HEADER_LEN + CHECKSUM_LEN) as u64) != Some(file_len) {
+        return Err(Error::corrupt(
+            what,
+            format!("payload length {raw_len} does not fill the file ({file_len} bytes)"),
+        ));
+    }
+    Ok(raw_len)
 }
 
 /// Checks magic, version and checksum of an envelope of `kind` and returns its decoded payload.

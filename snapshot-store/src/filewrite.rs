@@ -6,13 +6,12 @@ use std::sync::Arc;
 use crate::envelope::Kind;
 use crate::error::{Error, Result};
 use crate::extent::ExtentMap;
-use crate::hashtree::{ContentHasher, Cv, HashTreeRecord, TreeLeaves};
+use crate::hashtree::{ContentHasher, TreeLeaves};
 use crate::id::{ObjectId, VersionId};
 use crate::matcher::{BaseIndex, LiteralSink, Matcher, zeros};
 use crate::object::DataObjectWriter;
 use crate::policy::{DeltaMode, Percent, Policy};
 use crate::progress::WriteProgress;
-use crate::runs::resolve_runs;
 use crate::signature::{Signature, SignatureRecord};
 use crate::snapshot::{FileContent, Metadata, Storage};
 use crate::source::{Segment, SourceFile};
@@ -405,18 +404,18 @@ impl FileWriter<'_> {
         let limit = delta.as_ref().and_then(|d| d.limit);
         let mut store_err = None;
         let mut over_limit = false;
-        // With change tracking on, the version keeps a hash tree, as runs over its base's tree.
+        // With change tracking on, the version keeps a hash tree, sharing the regions that did not
+        // change with its base's tree.
         let tree_base = match (&delta, self.policy.change_tracking) {
-            (Some(d), true) => d
-                .base
-                .hash_tree
-                .and_then(|t| self.store.hash_tree(&t).ok().map(|(cvs, c)| (t, cvs, c))),
+            (Some(d), true) => d.base.hash_tree.and_then(|t| {
+                self.store
+                    .tree_table(&t)
+                    .ok()
+                    .filter(|table| table.header.version == d.base.id)
+            }),
             _ => None,
         };
-        let hasher = ContentHasher::new(
-            self.policy.change_tracking,
-            tree_base.as_ref().map(|(_, cvs, _)| Arc::clone(cvs)),
-        );
+        let hasher = ContentHasher::new(self.policy.change_tracking, tree_base);
         // The content hash runs on its own thread, beside the matcher, on the same buffers.
         let (hash_tx, hash_rx) = std::sync::mpsc::sync_channel::<Segment>(2);
         let (read, (id, leaves)) = std::thread::scope(|scope| {
@@ -507,7 +506,7 @@ impl FileWriter<'_> {
             literal,
             leaves,
         };
-        self.assemble(built, delta.as_ref(), tree_base, outcome).map(Ok)
+        self.assemble(built, delta.as_ref(), outcome).map(Ok)
     }
 
     /// Writes a new version's records: its signature (runs over the base's while that chain is
@@ -518,7 +517,6 @@ impl FileWriter<'_> {
         &self,
         built: Built,
         delta: Option<&DeltaInfo>,
-        tree_base: Option<(ObjectId, Arc<Vec<Cv>>, u16)>,
         mut outcome: FileOutcome,
     ) -> Result<(FileOutcome, Produced), Failure> {
         let Built {
@@ -599,7 +597,7 @@ impl FileWriter<'_> {
         };
         let hash_tree = match leaves {
             Some(l) => Some(
-                self.tree_object(l, size, tree_base, &mut envelopes)
+                self.tree_object(&l, &id, size, &mut envelopes)
                     .map_err(Failure::Store)?,
             ),
             None => None,
@@ -643,45 +641,18 @@ impl FileWriter<'_> {
 }
 
 impl FileWriter<'_> {
-    /// Encodes a version's hash tree: as runs over its base's tree while that chain is short,
-    /// else complete. Returns the tree object's id; the payload goes into `envelopes`.
+    /// Encodes a version's hash tree (its regions, sharing unchanged ones with earlier trees, and
+    /// its new leaf blocks). Returns the tree object's id; the payload goes into `envelopes`.
     fn tree_object(
         &self,
-        leaves: TreeLeaves,
+        leaves: &TreeLeaves,
+        id: &VersionId,
         size: u64,
-        base: Option<(ObjectId, Arc<Vec<Cv>>, u16)>,
         envelopes: &mut Vec<(ObjectId, Kind, Vec<u8>)>,
     ) -> Result<ObjectId> {
-        let leaf_count = u32::try_from(leaves.count)
-            .map_err(|_| Error::InvalidArgument("file too large for a hash tree (16 TiB)".into()))?;
-        let record = match base {
-            Some((base_id, _, chain)) if chain < SIGNATURE_CHAIN_MAX => HashTreeRecord {
-                file_size: size,
-                leaf_count,
-                base: Some(base_id),
-                chain: chain + 1,
-                runs: leaves.runs,
-            },
-            Some((_, cvs, _)) => complete_tree(
-                size,
-                leaf_count,
-                resolve_runs(leaves.runs, Some(&cvs), "new hash tree")?,
-            ),
-            None => complete_tree(size, leaf_count, resolve_runs(leaves.runs, None, "new hash tree")?),
-        };
-        let (id, payload) = record.encode();
-        envelopes.push((id, Kind::HashTree, payload));
-        Ok(id)
-    }
-}
-
-fn complete_tree(size: u64, leaf_count: u32, cvs: Vec<Cv>) -> HashTreeRecord {
-    HashTreeRecord {
-        file_size: size,
-        leaf_count,
-        base: None,
-        chain: 0,
-        runs: vec![crate::runs::Run::New(cvs)],
+        let (oid, payload) = leaves.encode(id, size)?;
+        envelopes.push((oid, Kind::HashTree, payload));
+        Ok(oid)
     }
 }
 

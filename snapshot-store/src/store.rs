@@ -26,7 +26,7 @@ use crate::envelope::{self, Kind};
 use crate::error::{Error, IoContext, Result};
 use crate::extent::ExtentMap;
 use crate::fsio;
-use crate::hashtree::{Cv, HashTreeRecord};
+use crate::hashtree::{self, LeafBlock, TreeHeader, TreeTable};
 use crate::id::{ObjectId, VersionId};
 use crate::object::DataObject;
 use crate::policy::Policy;
@@ -99,7 +99,7 @@ struct Inner {
     versions: ByteLru<VersionId, FileVersion>,
     maps: ByteLru<VersionId, ExtentMap>,
     signatures: ByteLru<ObjectId, Signature>,
-    trees: ByteLru<ObjectId, Vec<Cv>>,
+    trees: ByteLru<ObjectId, TreeTable>,
     /// How many run-encoded levels each signature seen so far sits above a complete one.
     signature_chains: Mutex<std::collections::HashMap<ObjectId, u16>>,
     snapshots: ByteLru<SnapshotId, Snapshot>,
@@ -399,43 +399,108 @@ impl Store {
         Ok(chain)
     }
 
-    /// Loads hash-tree record `id` without resolving runs.
-    pub fn hash_tree_record(&self, id: &ObjectId) -> Result<HashTreeRecord> {
-        let (payload, what) = self.envelope_object(id, Kind::HashTree)?;
-        HashTreeRecord::decode(&payload, &what)
+    /// Loads (or returns the cached) table of hash tree `id`: its header, references and regions,
+    /// read without its leaf blocks, checked by merging the region values to the version id the
+    /// header names (callers compare that id with their version's).
+    pub fn tree_table(&self, id: &ObjectId) -> Result<Arc<TreeTable>> {
+        if let Some(t) = self.inner.trees.get(id) {
+            return Ok(t);
+        }
+        let path = self.object_path(id);
+        let what = format!("{} {} ({})", Kind::HashTree.noun(), id.short(), path.display());
+        let file = fs::File::open(&path).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                Error::Missing {
+                    what: what.clone(),
+                    referenced_by: "a file version".into(),
+                }
+            } else {
+                Error::io(&path, e)
+            }
+        })?;
+        let file_len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        let base = envelope::PAYLOAD_OFFSET;
+        let head = read_exact(&file, &path, 0, (base + hashtree::TREE_HEADER) as usize, &what)?;
+        let (env, tree) = head.split_at(base as usize);
+        let payload_len = envelope::open_header(Kind::HashTree, env, file_len, &what)?;
+        let header = TreeHeader::decode(tree, &what)?;
+        if header.payload_len() != payload_len {
+            return Err(Error::corrupt(&what, "payload length disagrees with its header"));
+        }
+        let table = read_exact(
+            &file,
+            &path,
+            base + header.table_offset(),
+            header.table_len() as usize,
+            &what,
+        )?;
+        let mut table = TreeTable::decode(*id, header, &table, &what)?;
+        if let Some(r) = hashtree::root_block(table.leaf_count()) {
+            let block = self.leaf_block(&table, r, &what)?;
+            table.root_leaves = Some((r, block));
+        }
+        let root = table.root(table.root_leaves.as_ref().map(|(_, b)| b));
+        if root.is_some_and(|r| r != header.version) {
+            return Err(Error::ChecksumMismatch {
+                what: format!("{what}: its regions"),
+                expected: header.version.short(),
+                got: root.map(|r| r.short()).unwrap_or_default(),
+            });
+        }
+        let size = table.regions.len() * 40 + table.refs.len() * 32 + 256;
+        Ok(self.inner.trees.insert(*id, Arc::new(table), size))
     }
 
-    /// Loads (or returns the cached) leaf values of hash tree `id`, following run-encoded bases;
-    /// also returns the tree's chain length.
-    pub fn hash_tree(&self, id: &ObjectId) -> Result<(Arc<Vec<Cv>>, u16)> {
-        if let Some(t) = self.inner.trees.get(id) {
-            let chain = self.inner.signature_chains.lock().get(id).copied().unwrap_or(0);
-            return Ok((t, chain));
+    /// The leaf values of region `r` of a tree, from whichever tree object holds them; a full
+    /// region's block is checked against the region's value.
+    pub fn tree_block(&self, table: &TreeTable, r: u64) -> Result<LeafBlock> {
+        if let Some((root_r, block)) = &table.root_leaves
+            && *root_r == r
+        {
+            return Ok(*block);
         }
-        let mut chain = Vec::new();
-        let mut at = *id;
-        loop {
-            let rec = self.hash_tree_record(&at)?;
-            let next = rec.base;
-            chain.push((at, rec));
-            match next {
-                Some(b) if chain.len() <= u16::MAX as usize => at = b,
-                Some(_) => {
-                    return Err(Error::corrupt(format!("hash tree {}", id.short()), "base chain loops"));
+        let what = format!("{} {}", Kind::HashTree.noun(), table.id.short());
+        if !table.is_full(r) {
+            return Err(Error::corrupt(what, format!("region {r} is not a full region")));
+        }
+        self.leaf_block(table, r, &what)
+    }
+
+    fn leaf_block(&self, table: &TreeTable, r: u64, what: &str) -> Result<LeafBlock> {
+        let (oid, slot) = table
+            .location(r)
+            .ok_or_else(|| Error::corrupt(what, format!("no region {r}")))?;
+        let path = self.object_path(&oid);
+        let bwhat = format!(
+            "{} {} ({}), block {slot}",
+            Kind::HashTree.noun(),
+            oid.short(),
+            path.display()
+        );
+        let file = fs::File::open(&path).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                Error::Missing {
+                    what: bwhat.clone(),
+                    referenced_by: format!("hash-tree object {}", table.id.short()),
                 }
-                None => break,
+            } else {
+                Error::io(&path, e)
+            }
+        })?;
+        let at = envelope::PAYLOAD_OFFSET + hashtree::TREE_HEADER + u64::from(slot) * hashtree::BLOCK_BYTES;
+        let bytes = read_exact(&file, &path, at, hashtree::BLOCK_BYTES as usize, &bwhat)?;
+        let block = hashtree::decode_block(&bytes).ok_or_else(|| Error::corrupt(&bwhat, "short block"))?;
+        if table.is_full(r) {
+            let expected = table.regions.get(r as usize).map(|e| e.cv).unwrap_or_default();
+            if hashtree::region_cv(&block) != expected {
+                return Err(Error::ChecksumMismatch {
+                    what: format!("{bwhat}: region {r} of hash-tree object {}", table.id.short()),
+                    expected: crate::envelope::hex8(&expected),
+                    got: crate::envelope::hex8(&hashtree::region_cv(&block)),
+                });
             }
         }
-        let top_chain = chain.first().map_or(0, |(_, r)| r.chain);
-        let mut base: Option<Vec<Cv>> = None;
-        while let Some((tid, rec)) = chain.pop() {
-            let what = format!("hash-tree object {}", tid.short());
-            base = Some(rec.resolve(base.as_deref(), &what)?);
-        }
-        let cvs = Arc::new(base.unwrap_or_default());
-        self.inner.signature_chains.lock().insert(*id, top_chain);
-        let size = cvs.len() * 32;
-        Ok((self.inner.trees.insert(*id, cvs, size), top_chain))
+        Ok(block)
     }
 
     /// Opens (or returns the cached) data object `id`.
@@ -614,6 +679,19 @@ impl Store {
 #[derive(Debug)]
 pub struct WriterLock {
     _file: fs::File,
+}
+
+/// Reads exactly `len` bytes at `offset` of an object file; a short read means it is truncated.
+fn read_exact(file: &fs::File, path: &Path, offset: u64, len: usize, what: &str) -> Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let got = crate::source::read_full_at(file, &mut buf, offset).map_err(|e| Error::io(path, e))?;
+    if got < len {
+        return Err(Error::corrupt(
+            what,
+            format!("truncated (ends before byte {})", offset + len as u64),
+        ));
+    }
+    Ok(buf)
 }
 
 #[cfg(test)]

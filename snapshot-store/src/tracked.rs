@@ -18,7 +18,9 @@ use crate::error::{Error, Result};
 use crate::filewrite::{
     Built, COMPRESSION_LEVEL, Decision, DeltaInfo, Failure, FileOutcome, FileWriter, PrevEntry, Produced, RATIO_FLOOR,
 };
-use crate::hashtree::{Cv, CvStack, LEAF, TreeLeaves, leaf_count, leaf_cv};
+use crate::hashtree::{
+    BlockAt, Cv, LEAF, LeafBlock, REGION, TreeBuilder, leaf_count, leaf_cv, region_count, root_block, root_of,
+};
 use crate::id::VersionId;
 use crate::matcher::{LiteralSink, block_sig, zeros};
 use crate::object::DataObjectWriter;
@@ -202,8 +204,11 @@ impl FileWriter<'_> {
             ));
         };
         let base_sig = store.signature(&base.signature).map_err(Failure::Store)?;
-        let (base_tree, tree_chain) = store.hash_tree(&tree_id).map_err(Failure::Store)?;
-        if base_tree.len() as u64 != leaf_count(base.size) || base_sig.file_size() != base.size {
+        let base_tree = store.tree_table(&tree_id).map_err(Failure::Store)?;
+        if base_tree.header.version != base.id
+            || base_tree.header.file_size != base.size
+            || base_sig.file_size() != base.size
+        {
             return Err(Failure::Store(Error::corrupt(
                 format!("file version {}", base.id.short()),
                 "signature or hash tree does not match its size",
@@ -318,31 +323,62 @@ impl FileWriter<'_> {
             }
         }
 
-        // The version id: BLAKE3 of the whole content, from new and base leaf values.
+        // The new tree: regions without a changed leaf are the base's; the others are rebuilt
+        // from new leaf values and the base's (one block read per region). The version id, the
+        // BLAKE3 of the whole content, merges region values and the leaves of the root block.
         let n_leaves = leaf_count(new);
-        let mut stack = CvStack::default();
-        let mut tree = RunBuilder::<Cv>::default();
+        let root_region = root_block(n_leaves);
+        let mut tree = TreeBuilder::new(Some(Arc::clone(&base_tree)));
+        let mut root_leaves: LeafBlock = [[0; 32]; REGION as usize];
         let mut fresh = dirty_cvs.iter().peekable();
-        for i in 0..n_leaves {
-            match fresh.peek() {
-                Some((k, cv)) if *k == i => {
-                    stack.push(*cv);
-                    tree.push_new([*cv]);
-                    fresh.next();
+        for r in 0..region_count(n_leaves) {
+            let lo = r * REGION;
+            let hi = (lo + REGION).min(n_leaves);
+            let touched = fresh.peek().is_some_and(|(k, _)| *k < hi);
+            if !touched && hi - lo == REGION && base_tree.is_full(r) && root_region != Some(r) {
+                let (Some(e), Some((oid, slot))) = (base_tree.regions.get(r as usize), base_tree.location(r)) else {
+                    return Err(Failure::Store(Error::corrupt(
+                        "tracked write",
+                        format!("base tree has no region {r}"),
+                    )));
+                };
+                tree.push_region(e.cv, BlockAt::In(oid, slot));
+                continue;
+            }
+            let mut base_block: Option<LeafBlock> = None;
+            for i in lo..hi {
+                let cv = match fresh.peek() {
+                    Some((k, cv)) if *k == i => {
+                        fresh.next();
+                        *cv
+                    }
+                    _ => {
+                        if i >= base_tree.leaf_count() {
+                            return Err(Failure::Store(Error::corrupt(
+                                "tracked write",
+                                format!("leaf {i} is neither read nor in the base"),
+                            )));
+                        }
+                        let block = match &base_block {
+                            Some(b) => b,
+                            None => base_block.insert(store.tree_block(&base_tree, r).map_err(Failure::Store)?),
+                        };
+                        block[(i - lo) as usize]
+                    }
+                };
+                if root_region == Some(r) {
+                    root_leaves[(i - lo) as usize] = cv;
                 }
-                _ => {
-                    let Some(cv) = base_tree.get(i as usize) else {
-                        return Err(Failure::Store(Error::corrupt(
-                            "tracked write",
-                            format!("leaf {i} is neither read nor in the base"),
-                        )));
-                    };
-                    stack.push(*cv);
-                    tree.push_base(i as u32);
-                }
+                tree.push_leaf(cv);
             }
         }
-        let id = match stack.root() {
+        let leaves = tree.finish();
+        let region_value = |r: u64| {
+            (root_region != Some(r) && (r + 1) * REGION <= n_leaves)
+                .then(|| leaves.regions.get(r as usize).map(|e| e.cv))
+                .flatten()
+        };
+        let id = match root_of(n_leaves, &region_value, &|i| root_leaves[(i % REGION) as usize]) {
             Some(id) => id,
             None => crate::id::VersionId::from(blake3::hash(&head)),
         };
@@ -394,12 +430,9 @@ impl FileWriter<'_> {
             block_count,
             block_size: base_sig.block_size,
             literal,
-            leaves: Some(TreeLeaves {
-                count: n_leaves,
-                runs: tree.finish(),
-            }),
+            leaves: Some(leaves),
         };
-        let done = self.assemble(built, Some(&delta), Some((tree_id, base_tree, tree_chain)), outcome)?;
+        let done = self.assemble(built, Some(&delta), outcome)?;
         Ok(Tracked::Done(Box::new(done)))
     }
 }
@@ -465,6 +498,10 @@ impl Plan {
         if leaf_count(new) <= 1 && new > 0 {
             // A one-leaf version's id is its plain BLAKE3: read it all.
             leaves = RangeSet::one(0..new);
+        }
+        if leaf_count(old) <= 1 && new > 0 {
+            // A one-leaf base has no checked leaf value (its id is a plain BLAKE3): rehash it.
+            leaves = leaves.union(&RangeSet::one(0..new.min(LEAF)));
         }
         let read = sig_regions.union(&leaves);
         Plan {

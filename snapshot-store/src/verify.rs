@@ -193,12 +193,8 @@ pub fn verify(store: &Store, opts: VerifyOptions) -> Result<VerifyReport> {
             if let Err(e) = check_tree(store, v, &t) {
                 problems.push(problem(format!("hash-tree object {}", t.short()), &e));
             }
-            let mut at = store.hash_tree_record(&t).ok().and_then(|r| r.base);
-            while let Some(b) = at {
-                if !referenced.insert(b) {
-                    break;
-                }
-                at = store.hash_tree_record(&b).ok().and_then(|r| r.base);
+            if let Ok(table) = store.tree_table(&t) {
+                referenced.extend(table.refs.iter().copied());
             }
         }
         if let Some(cp) = v.map_checkpoint {
@@ -251,25 +247,27 @@ pub fn verify(store: &Store, opts: VerifyOptions) -> Result<VerifyReport> {
     Ok(report)
 }
 
-/// Checks a version's hash tree: its name, its size, and that its leaves merge to the version id
-/// (no data is read).
+/// Checks a version's hash tree: its name, its version and size, that its regions merge to the
+/// version id, and that every full region's leaf block (wherever it is stored) merges to the
+/// region's value (no data is read).
 fn check_tree(store: &Store, v: &FileVersion, id: &ObjectId) -> Result<()> {
     check_object_name(store, id, Kind::HashTree)?;
-    let (cvs, _) = store.hash_tree(id)?;
-    if cvs.len() as u64 != crate::hashtree::leaf_count(v.size) {
+    let table = store.tree_table(id)?;
+    let what = format!("hash-tree object {}", id.short());
+    if table.header.version != v.id || table.header.file_size != v.size {
         return Err(Error::corrupt(
-            format!("hash-tree object {}", id.short()),
-            "leaf count disagrees with its version's size",
+            what,
+            format!(
+                "it is the tree of version {} ({} bytes)",
+                table.header.version.short(),
+                table.header.file_size
+            ),
         ));
     }
-    if let Some(root) = crate::hashtree::root_from(cvs.len(), |i| cvs.get(i).copied().unwrap_or([0; 32]))
-        && root != v.id
-    {
-        return Err(Error::ChecksumMismatch {
-            what: format!("hash-tree object {} of file version {}", id.short(), v.id.short()),
-            expected: v.id.short(),
-            got: root.short(),
-        });
+    for r in 0..table.regions.len() as u64 {
+        if table.is_full(r) {
+            store.tree_block(&table, r)?;
+        }
     }
     Ok(())
 }
@@ -281,7 +279,7 @@ fn check_object_name(store: &Store, id: &ObjectId, kind: Kind) -> Result<()> {
     let payload = envelope::open(kind, &crate::fsio::read_file(&path)?, &what)?;
     let got = match kind {
         Kind::Signature => crate::signature::SignatureRecord::decode(&payload, &what)?.encode().0,
-        Kind::HashTree => crate::hashtree::HashTreeRecord::decode(&payload, &what)?.encode().0,
+        Kind::HashTree => crate::hashtree::tree_object_id(&payload),
         _ => crate::filewrite::map_object_id(&payload),
     };
     if got != *id {

@@ -107,7 +107,7 @@ proptest! {
 
     #[test]
     fn tracked_versions_read_back_exactly(
-        start in 1usize..200_000,
+        start in 1usize..1_200_000,
         bs in prop_oneof![Just(BlockSize::Fixed(512)), Just(BlockSize::Fixed(1000)), Just(BlockSize::Auto)],
         days in proptest::collection::vec(
             (proptest::collection::vec(edit(), 1..5), prop_oneof![Just(DeltaMode::Incremental), Just(DeltaMode::Differential)]),
@@ -201,6 +201,15 @@ fn tracked_write_reads_only_the_changed_blocks_and_a_lie_is_caught() {
     // At most two 4 KiB blocks per write (a write may straddle a boundary).
     assert!(f.bytes_read <= 10 * 8192, "read {} bytes", f.bytes_read);
     assert_eq!(read_back(&store, &s.snapshot), data);
+    // Its hash tree stores leaf blocks only for the regions the writes touched (8 MiB is 32
+    // regions of 256 KiB); the others point into the first version's tree.
+    let snap = store.snapshot(&s.snapshot).unwrap();
+    let e = snap.entry(snap.lookup(b"data").unwrap()).unwrap();
+    let v = store.version(&e.content.unwrap().version).unwrap();
+    let table = store.tree_table(&v.hash_tree.unwrap()).unwrap();
+    assert!((1..=10).contains(&table.header.block_count), "{:?}", table.header);
+    assert_eq!(table.refs.len(), 1);
+    assert_eq!(table.regions.len(), 32);
 
     // A list that leaves a change out: with every block sampled, the lie is caught and the file
     // compared instead.
@@ -224,5 +233,59 @@ fn tracked_write_reads_only_the_changed_blocks_and_a_lie_is_caught() {
             .unwrap()
             .problems
             .is_empty()
+    );
+}
+
+#[test]
+fn a_damaged_hash_tree_block_is_named_and_never_trusted() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = Policy {
+        min_delta_size: 0,
+        change_tracking: true,
+        ..Policy::default()
+    };
+    let store_dir = dir.path().join("store");
+    let store = Store::init(&store_dir, policy).unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir(&src).unwrap();
+    let file = src.join("data");
+    let mut data = pseudo(2 << 20, 7); // 8 regions of 256 KiB
+    write_in_place(&file, &data);
+    let opts = WriteOptions {
+        policy,
+        ..WriteOptions::default()
+    };
+    let first = write_snapshot(&store, &src, &opts, None, &WriteProgress::default()).unwrap();
+    let snap = store.snapshot(&first.snapshot).unwrap();
+    let e = snap.entry(snap.lookup(b"data").unwrap()).unwrap();
+    let tree = store.version(&e.content.unwrap().version).unwrap().hash_tree.unwrap();
+    // Flip a byte in the leaf block of region 3 (envelope header 24 + tree header 56).
+    let path = store.object_path(&tree);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[24 + 56 + 3 * 2048 + 5] ^= 1;
+    fs::write(&path, &bytes).unwrap();
+
+    // A tracked write that needs that block (a change in region 3) fails and names the object.
+    let at = 3 * (256 << 10) + 1000;
+    data[at..at + 10].fill(0xEE);
+    write_in_place(&file, &data);
+    let tracking = Tracking {
+        providers: vec![Box::new(ListProvider::new([(
+            "data".to_string(),
+            RangeSet::from_ranges(vec![at as u64..at as u64 + 10]),
+        )]))],
+        verify_sample: 0,
+    };
+    let store = Store::open(&store_dir).unwrap();
+    let err = write_snapshot(&store, &src, &opts, Some(&tracking), &WriteProgress::default()).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains(&tree.short()) && msg.contains("hash-tree object"), "{msg}");
+    // The store is as it was, and verify names the damaged tree.
+    assert_eq!(store.snapshot_ids().unwrap().len(), 1);
+    let report = verify(&store, VerifyOptions { read_data: false }).unwrap();
+    assert!(
+        report.problems.iter().any(|p| p.what.contains(&tree.short())),
+        "{:?}",
+        report.problems
     );
 }

@@ -922,6 +922,16 @@ def memory_test(b: Bench, sizes: list[int]) -> dict:
 # Main
 
 
+def add_build_args(ap: argparse.ArgumentParser) -> None:
+    """The options `build` reads (shared with track_bench.py), and --verbose."""
+    ap.add_argument("--target-dir", default=os.environ.get("BENCH_TARGET_DIR", "/tmp/bench-target"),
+                    help="cargo --target-dir for the release build (default /tmp/bench-target)")
+    ap.add_argument("--no-build", action="store_true", help="do not run cargo build")
+    ap.add_argument("--backup-fs", help="backup-fs binary to use (default: the one built)")
+    ap.add_argument("--workload", help="workload binary to use (default: the one built)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="print every command")
+
+
 def build(a: argparse.Namespace) -> tuple[Path, Path, Path]:
     t = Path(a.target_dir)
     if not a.no_build:
@@ -968,12 +978,7 @@ def main() -> None:
     ap.add_argument("--memory-test", metavar="SIZES",
                     help="instead of the benchmark: back up one file of each SIZE (comma-separated, e.g. "
                          "1GiB,10GiB; one size also runs a tenth of it), change 1%%, back up again, report RSS")
-    ap.add_argument("--target-dir", default=os.environ.get("BENCH_TARGET_DIR", "/tmp/bench-target"),
-                    help="cargo --target-dir (default /tmp/bench-target)")
-    ap.add_argument("--no-build", action="store_true", help="do not run cargo build")
-    ap.add_argument("--backup-fs", help="backup-fs binary to use (default: the one built)")
-    ap.add_argument("--workload", help="workload binary to use (default: the one built)")
-    ap.add_argument("-v", "--verbose", action="store_true", help="print every command")
+    add_build_args(ap)
     a = ap.parse_args()
     a.tools = [t.strip() for t in a.tools.split(",") if t.strip()]
     for t in a.tools:

@@ -104,12 +104,7 @@ def main() -> None:
                     help="work directory, emptied first (default bench/work-track)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory afterwards")
     ap.add_argument("--out", type=Path, help="results JSON (default bench/results-track-<time>.json)")
-    ap.add_argument("--target-dir", default=os.environ.get("BENCH_TARGET_DIR", "/tmp/bench-target"),
-                    help="cargo --target-dir for the release build (default /tmp/bench-target)")
-    ap.add_argument("--no-build", action="store_true", help="do not run cargo build")
-    ap.add_argument("--backup-fs", help="backup-fs binary to use (default: the one built)")
-    ap.add_argument("--workload", help="workload binary to use (default: the one built)")
-    ap.add_argument("-v", "--verbose", action="store_true", help="print every command")
+    common.add_build_args(ap)
     a = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("track_bench.py needs root (mkfs.xfs, mount -o loop, drop_caches)")

@@ -100,22 +100,16 @@ pub fn seal(kind: Kind, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Bytes before an envelope's payload.
-pub const PAYLOAD_OFFSET: u64 = HEADER_LEN as u64;
-
-/// Checks the header of an uncompressed envelope read piecemeal (the checksum, which covers the
-/// whole file, is not checked: the caller checks what it reads otherwise) and returns the payload
-/// length, which must fill the file of `file_len` bytes.
-pub fn open_header(kind: Kind, header: &[u8], file_len: u64, what: &str) -> Result<u64> {
-    let mut d = Decoder::new(header, what);
-    let magic = d.take(8).map_err(|_| truncated(kind, what, header.len()))?;
+/// Reads and checks the magic of `kind` and a supported format version.
+fn check_magic_and_version(kind: Kind, d: &mut Decoder<'_>, len: usize, what: &str) -> Result<()> {
+    let magic = d.take(8).map_err(|_| truncated(kind, what, len))?;
     if magic != kind.magic() {
         return Err(Error::corrupt(
             what,
             format!("not a {} (bad magic {:?})", kind.noun(), String::from_utf8_lossy(magic)),
         ));
     }
-    let version = d.u16().map_err(|_| truncated(kind, what, header.len()))?;
+    let version = d.u16().map_err(|_| truncated(kind, what, len))?;
     if version > FORMAT_VERSION {
         return Err(Error::UnsupportedVersion {
             what: what.to_string(),
@@ -126,6 +120,18 @@ pub fn open_header(kind: Kind, header: &[u8], file_len: u64, what: &str) -> Resu
     if version == 0 {
         return Err(Error::corrupt(what, "format version 0"));
     }
+    Ok(())
+}
+
+/// Bytes before an envelope's payload.
+pub const PAYLOAD_OFFSET: u64 = HEADER_LEN as u64;
+
+/// Checks the header of an uncompressed envelope read piecemeal (the checksum, which covers the
+/// whole file, is not checked: the caller checks what it reads otherwise) and returns the payload
+/// length, which must fill the file of `file_len` bytes.
+pub fn open_header(kind: Kind, header: &[u8], file_len: u64, what: &str) -> Result<u64> {
+    let mut d = Decoder::new(header, what);
+    check_magic_and_version(kind, &mut d, header.len(), what)?;
     let codec = d.u8().map_err(|_| truncated(kind, what, header.len()))?;
     if codec != 0 {
         return Err(Error::corrupt(
@@ -154,24 +160,7 @@ pub fn open_header(kind: Kind, header: &[u8], file_len: u64, what: &str) -> Resu
 /// `what` names the file in errors.
 pub fn open(kind: Kind, bytes: &[u8], what: &str) -> Result<Vec<u8>> {
     let mut d = Decoder::new(bytes, what);
-    let magic = d.take(8).map_err(|_| truncated(kind, what, bytes.len()))?;
-    if magic != kind.magic() {
-        return Err(Error::corrupt(
-            what,
-            format!("not a {} (bad magic {:?})", kind.noun(), String::from_utf8_lossy(magic)),
-        ));
-    }
-    let version = d.u16().map_err(|_| truncated(kind, what, bytes.len()))?;
-    if version > FORMAT_VERSION {
-        return Err(Error::UnsupportedVersion {
-            what: what.to_string(),
-            found: version,
-            supported: FORMAT_VERSION,
-        });
-    }
-    if version == 0 {
-        return Err(Error::corrupt(what, "format version 0"));
-    }
+    check_magic_and_version(kind, &mut d, bytes.len(), what)?;
     if bytes.len() < HEADER_LEN + CHECKSUM_LEN {
         return Err(truncated(kind, what, bytes.len()));
     }

@@ -310,16 +310,7 @@ impl Store {
         }
         let path = self.version_path(id);
         let what = format!("file version {} ({})", id.short(), path.display());
-        let bytes = fs::read(&path).map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                Error::Missing {
-                    what: what.clone(),
-                    referenced_by: "a snapshot or a later version".into(),
-                }
-            } else {
-                Error::io(&path, e)
-            }
-        })?;
+        let bytes = fs::read(&path).map_err(|e| missing_or_io(&path, e, &what, "a snapshot or a later version"))?;
         let v = FileVersion::decode(&envelope::open(Kind::Version, &bytes, &what)?, id, &what)?;
         let size = v.memory_bytes();
         Ok(self.inner.versions.insert(*id, Arc::new(v), size))
@@ -329,16 +320,7 @@ impl Store {
     fn envelope_object(&self, id: &ObjectId, kind: Kind) -> Result<(Vec<u8>, String)> {
         let path = self.object_path(id);
         let what = format!("{} {} ({})", kind.noun(), id.short(), path.display());
-        let bytes = fs::read(&path).map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                Error::Missing {
-                    what: what.clone(),
-                    referenced_by: "a file version".into(),
-                }
-            } else {
-                Error::io(&path, e)
-            }
-        })?;
+        let bytes = fs::read(&path).map_err(|e| missing_or_io(&path, e, &what, "a file version"))?;
         Ok((envelope::open(kind, &bytes, &what)?, what))
     }
 
@@ -408,16 +390,7 @@ impl Store {
         }
         let path = self.object_path(id);
         let what = format!("{} {} ({})", Kind::HashTree.noun(), id.short(), path.display());
-        let file = fs::File::open(&path).map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                Error::Missing {
-                    what: what.clone(),
-                    referenced_by: "a file version".into(),
-                }
-            } else {
-                Error::io(&path, e)
-            }
-        })?;
+        let file = fs::File::open(&path).map_err(|e| missing_or_io(&path, e, &what, "a file version"))?;
         let file_len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
         let base = envelope::PAYLOAD_OFFSET;
         let head = read_exact(&file, &path, 0, (base + hashtree::TREE_HEADER) as usize, &what)?;
@@ -477,16 +450,8 @@ impl Store {
             oid.short(),
             path.display()
         );
-        let file = fs::File::open(&path).map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                Error::Missing {
-                    what: bwhat.clone(),
-                    referenced_by: format!("hash-tree object {}", table.id.short()),
-                }
-            } else {
-                Error::io(&path, e)
-            }
-        })?;
+        let referrer = format!("hash-tree object {}", table.id.short());
+        let file = fs::File::open(&path).map_err(|e| missing_or_io(&path, e, &bwhat, &referrer))?;
         let at = envelope::PAYLOAD_OFFSET + hashtree::TREE_HEADER + u64::from(slot) * hashtree::BLOCK_BYTES;
         let bytes = read_exact(&file, &path, at, hashtree::BLOCK_BYTES as usize, &bwhat)?;
         let block = hashtree::decode_block(&bytes).ok_or_else(|| Error::corrupt(&bwhat, "short block"))?;
@@ -679,6 +644,18 @@ impl Store {
 #[derive(Debug)]
 pub struct WriterLock {
     _file: fs::File,
+}
+
+/// A file that is not there is `Missing` (naming what refers to it); other failures are I/O errors.
+fn missing_or_io(path: &Path, e: io::Error, what: &str, referenced_by: &str) -> Error {
+    if e.kind() == io::ErrorKind::NotFound {
+        Error::Missing {
+            what: what.to_string(),
+            referenced_by: referenced_by.to_string(),
+        }
+    } else {
+        Error::io(path, e)
+    }
 }
 
 /// Reads exactly `len` bytes at `offset` of an object file; a short read means it is truncated.

@@ -167,6 +167,119 @@ pub fn resolve_runs<T: Clone>(runs: Vec<Run<T>>, base: Option<&[T]>, what: &str)
     Ok(out)
 }
 
+/// A piece of a list being resolved through a chain: items of a `New` run of some level, or a
+/// range of the level below the ones composed so far.
+#[derive(Debug, Clone, Copy)]
+enum Piece {
+    Items {
+        level: usize,
+        run: usize,
+        from: usize,
+        count: usize,
+    },
+    Below {
+        start: u64,
+        count: u64,
+    },
+}
+
+/// Resolves a chain of run lists at once: `levels[0]` is the list wanted, the `Base` runs of each
+/// level refer to the next level, and those of the last level to `bottom` (required iff it has
+/// base runs). Gives what resolving level by level from the bottom up gives, but composes the
+/// runs first and copies each item once, so the cost does not grow with the chain's length.
+pub fn resolve_chain<T: Clone>(levels: &[Vec<Run<T>>], bottom: Option<&[T]>, what: &str) -> Result<Vec<T>> {
+    let past_end = || Error::corrupt(what, "run points past the end of its base");
+    let Some(top) = levels.first() else {
+        return Ok(Vec::new());
+    };
+    let mut pieces: Vec<Piece> = top
+        .iter()
+        .enumerate()
+        .map(|(run, r)| match r {
+            Run::New(items) => Piece::Items {
+                level: 0,
+                run,
+                from: 0,
+                count: items.len(),
+            },
+            Run::Base { start, count } => Piece::Below {
+                start: u64::from(*start),
+                count: u64::from(*count),
+            },
+        })
+        .collect();
+    for (level, runs) in levels.iter().enumerate().skip(1) {
+        // starts[i] = index of run i's first item in this level's list.
+        let mut starts = Vec::with_capacity(runs.len() + 1);
+        let mut total = 0u64;
+        starts.push(0);
+        for r in runs {
+            total += match r {
+                Run::New(items) => items.len() as u64,
+                Run::Base { count, .. } => u64::from(*count),
+            };
+            starts.push(total);
+        }
+        let mut next = Vec::with_capacity(pieces.len());
+        for p in pieces {
+            let Piece::Below { start, count } = p else {
+                next.push(p);
+                continue;
+            };
+            let end = start + count;
+            if end > total {
+                return Err(past_end());
+            }
+            let mut pos = start;
+            let mut i = starts.partition_point(|&s| s <= pos).saturating_sub(1);
+            while pos < end {
+                let (Some(&rs), Some(&re), Some(run)) = (starts.get(i), starts.get(i + 1), runs.get(i)) else {
+                    return Err(past_end());
+                };
+                let upto = end.min(re);
+                if upto > pos {
+                    let (off, n) = (pos - rs, upto - pos);
+                    next.push(match run {
+                        Run::New(_) => Piece::Items {
+                            level,
+                            run: i,
+                            from: off as usize,
+                            count: n as usize,
+                        },
+                        Run::Base { start: b, .. } => Piece::Below {
+                            start: u64::from(*b) + off,
+                            count: n,
+                        },
+                    });
+                }
+                pos = upto;
+                i += 1;
+            }
+        }
+        pieces = next;
+    }
+    let mut out = Vec::new();
+    for p in pieces {
+        let slice = match p {
+            Piece::Items {
+                level,
+                run,
+                from,
+                count,
+            } => match levels.get(level).and_then(|l| l.get(run)) {
+                Some(Run::New(items)) => items.get(from..from + count),
+                _ => None,
+            },
+            Piece::Below { start, count } => {
+                let base = bottom.ok_or_else(|| Error::corrupt(what, "base list not given"))?;
+                base.get(start as usize..(start + count) as usize)
+            }
+        };
+        out.extend_from_slice(slice.ok_or_else(past_end)?);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,7 +318,59 @@ mod tests {
         assert!(resolve_runs(runs, Some(&base[..2]), "t").is_err());
     }
 
+    /// Random runs over a base of `base_len` items (xorshift from `seed`).
+    fn gen_runs(seed: u64, base_len: u32) -> Vec<Run<u32>> {
+        let mut x = seed | 1;
+        let mut next = |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m.max(1)
+        };
+        (0..next(8))
+            .map(|_| {
+                if base_len == 0 || next(2) == 0 {
+                    Run::New((0..next(5)).map(|_| next(1000) as u32).collect())
+                } else {
+                    let start = next(u64::from(base_len)) as u32;
+                    let count = next(u64::from(base_len - start) + 1) as u32;
+                    Run::Base { start, count }
+                }
+            })
+            .collect()
+    }
+
+    fn len_of(runs: &[Run<u32>]) -> u32 {
+        runs.iter()
+            .map(|r| match r {
+                Run::New(v) => v.len() as u32,
+                Run::Base { count, .. } => *count,
+            })
+            .sum()
+    }
+
     proptest! {
+        #[test]
+        fn resolving_a_chain_at_once_equals_level_by_level(
+            bottom in proptest::collection::vec(any::<u32>(), 0..20),
+            seeds in proptest::collection::vec(any::<u64>(), 1..6),
+        ) {
+            // Build levels from the bottom up, each over the one below.
+            let mut below_len = bottom.len() as u32;
+            let mut levels_bottom_up = Vec::new();
+            for seed in seeds {
+                let runs = gen_runs(seed, below_len);
+                below_len = len_of(&runs);
+                levels_bottom_up.push(runs);
+            }
+            let mut expected: Vec<u32> = bottom.clone();
+            for runs in &levels_bottom_up {
+                expected = resolve_runs(runs.clone(), Some(&expected), "t").unwrap();
+            }
+            let top_down: Vec<Vec<Run<u32>>> = levels_bottom_up.into_iter().rev().collect();
+            prop_assert_eq!(resolve_chain(&top_down, Some(&bottom), "t").unwrap(), expected);
+        }
+
         #[test]
         fn decoding_garbage_never_panics(data: Vec<u8>) {
             let _ = decode_runs(&mut Decoder::new(&data, "g"), true, 1 << 20, 4, |d| d.u32());

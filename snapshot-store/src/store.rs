@@ -356,18 +356,27 @@ impl Store {
                 None => break,
             }
         }
-        // Intermediate levels are dropped as soon as the next is built: only the requested
-        // signature is cached, so memory stays at two signatures whatever the chain length.
-        while let Some((sid, rec)) = chain.pop() {
-            let what = format!("signature object {}", sid.short());
-            let sig = Arc::new(rec.resolve(base.as_deref(), &what)?);
-            base = Some(sig);
-            if chain.is_empty() {
-                let size = base.as_ref().map_or(0, |s| s.memory_bytes());
-                base = base.map(|s| self.inner.signatures.insert(sid, s, size));
-            }
+        // The runs of every level are composed first and each block is copied once, so a long
+        // chain costs no more than a short one; only the requested signature is kept (cached).
+        let Some((_, top)) = chain.first() else {
+            return base.ok_or_else(|| Error::corrupt(format!("signature {}", id.short()), "empty chain"));
+        };
+        let (block_size, file_size) = (top.block_size, top.file_size);
+        let what = format!("signature object {}", id.short());
+        let bottom = base.as_ref().map(|b| b.blocks.as_slice());
+        let mut levels: Vec<_> = chain.into_iter().map(|(_, rec)| rec.runs).collect();
+        let blocks = match levels.len() {
+            // One level: its runs resolve by moving the new blocks, not copying them.
+            1 => crate::runs::resolve_runs(levels.pop().unwrap_or_default(), bottom, &what)?,
+            _ => crate::runs::resolve_chain(&levels, bottom, &what)?,
+        };
+        drop(levels);
+        let sig = Signature::new(block_size, blocks);
+        if sig.file_size() != file_size {
+            return Err(Error::corrupt(what, "block lengths do not add up to the file size"));
         }
-        base.ok_or_else(|| Error::corrupt(format!("signature {}", id.short()), "empty chain"))
+        let size = sig.memory_bytes();
+        Ok(self.inner.signatures.insert(*id, Arc::new(sig), size))
     }
 
     /// The `chain` field of signature `id` (run-encoded levels above a complete signature),

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import glob
-import hashlib
 import json
 import os
 import platform
@@ -41,8 +40,9 @@ import sys
 import time
 from pathlib import Path
 
-BENCH_DIR = Path(__file__).resolve().parent
-REPO = BENCH_DIR.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import BENCH_DIR, REPO, md_table, sha256, tree_size, verdict  # noqa: E402  (the main driver's helpers)
+
 MARKER = ".backup-fs-mount-bench-workdir"
 FILE = "mailbox.mbox"
 MIB = 1 << 20
@@ -160,26 +160,6 @@ def wait_quiet(limit: float, what: str) -> dict:
             log(f"  (waiting for the machine to be quiet before {what}: {' '.join(busy) or f'CPU {load:.0%} busy'})")
             said = True
     return {"waited_seconds": time.monotonic() - t0, "quiet": calm >= 3, "busy": busy, "cpu_busy": load}
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while b := f.read(8 << 20):
-            h.update(b)
-    return h.hexdigest()
-
-
-def du(path: Path) -> int:
-    """Apparent size of every file under `path`."""
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for n in files:
-            try:
-                total += os.lstat(os.path.join(root, n)).st_size
-            except OSError:
-                pass
-    return total
 
 
 def is_mount(path: Path) -> bool:
@@ -470,7 +450,7 @@ class Bench:
             self.notes.append(f"the newest file is {refs['newest']['size'] / MIB:.0f} MiB, under the spec's 1 GiB "
                               "(use --scale 0.5 or more)")
         return {"days": days, "log": hist, "refs": refs, "chain_as_expected": ok,
-                "store_bytes": du(self.store)}
+                "store_bytes": tree_size(self.store)}
 
     # 2. restic and borg -------------------------------------------------------------------------
     def peers_backup(self) -> dict:
@@ -489,19 +469,19 @@ class Bench:
                 version = json.loads(cfg).get("version")
             except ValueError:
                 version = None
-            out["restic"] = {"backup_seconds": s, "repo_bytes": du(repo), "repository_version": version,
+            out["restic"] = {"backup_seconds": s, "repo_bytes": tree_size(repo), "repository_version": version,
                              "encryption": "AES-256 with a fixed password (restic cannot do without; "
                                            "--insecure-no-password needs restic >= 0.17)"}
-            log(f"  restic backup {s:.1f}s, repository {du(repo) / MIB:.0f} MiB (repository version {version})")
+            log(f"  restic backup {s:.1f}s, repository {tree_size(repo) / MIB:.0f} MiB (repository version {version})")
         if self.want("borg"):
             repo = self.work / "borg-repo"
             run(["borg", "init", "--encryption=none", repo], env=self.borg_env)
             t0 = time.perf_counter()
             run(["borg", "create", f"{repo}::newest", FILE], env=self.borg_env, cwd=newest_dir)
             s = time.perf_counter() - t0
-            out["borg"] = {"backup_seconds": s, "repo_bytes": du(repo), "encryption": "none",
+            out["borg"] = {"backup_seconds": s, "repo_bytes": tree_size(repo), "encryption": "none",
                            "compression": "lz4 (borg 1.x default)"}
-            log(f"  borg create {s:.1f}s, repository {du(repo) / MIB:.0f} MiB")
+            log(f"  borg create {s:.1f}s, repository {tree_size(repo) / MIB:.0f} MiB")
         return out
 
     # 3-4. Targets -------------------------------------------------------------------------------
@@ -776,10 +756,6 @@ class Bench:
 # Summary and report
 
 
-def verdict(ok: bool | None) -> str:
-    return "n/a" if ok is None else ("PASS" if ok else "FAIL")
-
-
 def ratio(x: float, y: float) -> float:
     try:
         return x / y
@@ -857,12 +833,6 @@ def summarize(res: dict) -> dict:
     lines.append("content read through every mount verified against the reference copies (sha256): "
                  + ("yes" if not v else "NO: " + ", ".join(v)))
     return {"lines": lines}
-
-
-def md_table(headers: list[str], rows: list[list[str]]) -> str:
-    out = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    out += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(out)
 
 
 def f0(x, nd: int = 0) -> str:

@@ -198,17 +198,18 @@ def mib(n: float) -> float:
     return n / MIB
 
 
-def prepare_workdir(path: Path) -> None:
-    """Empties `path`, refusing to delete a non-empty directory this script did not create."""
+def prepare_workdir(path: Path, marker: str = MARKER, owner: str = "bench/run.py") -> None:
+    """Empties `path`, refusing to delete a non-empty directory without the `marker` file that
+    `owner` (a script) leaves in the work directories it creates."""
     if path.exists():
-        if any(path.iterdir()) and not (path / MARKER).exists():
+        if any(path.iterdir()) and not (path / marker).exists():
             raise SystemExit(
-                f"{path} is not empty and is not a benchmark work directory ({MARKER} missing); "
+                f"{path} is not empty and is not a benchmark work directory ({marker} missing); "
                 "refusing to delete it"
             )
         shutil.rmtree(path)
     path.mkdir(parents=True)
-    (path / MARKER).write_text("created by bench/run.py; deleted by it\n")
+    (path / marker).write_text(f"created by {owner}; deleted by it\n")
 
 
 def sparse_copy(src: Path, dst: Path) -> None:

@@ -114,12 +114,7 @@ def main() -> None:
     bfs, wl, measure = common.build(a)
     r = common.Runner(measure, drop_caches=True, verbose=a.verbose)
     work = a.workdir.resolve()
-    if work.exists():
-        if not (work / MARKER).exists() and any(work.iterdir()):
-            raise SystemExit(f"{work} is not empty and not a work directory of this benchmark")
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
-    (work / MARKER).touch()
+    common.prepare_workdir(work, MARKER, "bench/track_bench.py")
 
     xfs = LoopXfs(work / "xfs.img", work / "xfs", a.size * 2 + GIB)
     res: dict = {

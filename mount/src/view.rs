@@ -32,38 +32,29 @@ pub const LATEST: &[u8] = b"latest";
 /// How often the root re-reads the store's snapshot list when asked about an unknown name.
 const REFRESH: Duration = Duration::from_millis(500);
 
-/// What a node is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A directory.
-    Dir,
-    /// A regular file.
-    File,
-    /// A symbolic link.
-    Symlink,
-    /// A named pipe.
-    Fifo,
-    /// A character device.
-    CharDevice,
-    /// A block device.
-    BlockDevice,
-    /// A socket.
-    Socket,
-}
-
-impl From<EntryKind> for Kind {
-    fn from(k: EntryKind) -> Self {
-        match k {
-            EntryKind::Dir => Kind::Dir,
-            EntryKind::File => Kind::File,
-            EntryKind::Symlink => Kind::Symlink,
-            EntryKind::Fifo => Kind::Fifo,
-            EntryKind::CharDevice => Kind::CharDevice,
-            EntryKind::BlockDevice => Kind::BlockDevice,
-            EntryKind::Socket => Kind::Socket,
+/// Hands entries `offset..total` of a listing to `add` until it returns false (reply full);
+/// `entry(i)` gives entry `i`'s name and attributes, or `None` to skip it.
+fn page(
+    offset: u64,
+    total: usize,
+    add: &mut impl FnMut(DirEntry) -> bool,
+    mut entry: impl FnMut(usize) -> Result<Option<(Vec<u8>, Attr)>>,
+) -> Result<()> {
+    for i in offset as usize..total {
+        let Some((name, attr)) = entry(i)? else { continue };
+        if !add(DirEntry {
+            name,
+            attr,
+            next: i as u64 + 1,
+        }) {
+            break;
         }
     }
+    Ok(())
 }
+
+/// What a node is: the store's own entry kinds.
+pub use snapshot_store::snapshot::EntryKind as Kind;
 
 /// The attributes of a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,7 +286,7 @@ impl View {
         };
         Ok(Attr {
             ino,
-            kind: e.kind.into(),
+            kind: e.kind,
             size: if e.kind == EntryKind::Dir { 0 } else { e.meta.size },
             blocks: e.meta.blocks,
             perm: (e.meta.mode & 0o7777) as u16,
@@ -408,25 +399,16 @@ impl View {
                 .into_iter()
                 .flatten()
                 .collect();
-                let total = fixed.len() + ids.len();
-                for i in offset as usize..total {
-                    let (name, attr) = match fixed.get(i) {
-                        Some((n, a)) => (n.clone(), *a),
+                page(offset, fixed.len() + ids.len(), &mut add, |i| {
+                    Ok(match fixed.get(i) {
+                        Some((n, a)) => Some((n.clone(), *a)),
                         None => {
                             let id = &ids[i - fixed.len()];
-                            let Some(n) = self.number(id) else { continue };
-                            (id.as_str().as_bytes().to_vec(), self.snapshot_dir_attr(n, id))
+                            self.number(id)
+                                .map(|n| (id.as_str().as_bytes().to_vec(), self.snapshot_dir_attr(n, id)))
                         }
-                    };
-                    if !add(DirEntry {
-                        name,
-                        attr,
-                        next: i as u64 + 1,
-                    }) {
-                        break;
-                    }
-                }
-                Ok(())
+                    })
+                })
             }
             DirListing::Snapshot { snap, index } => {
                 let (id, s) = self.snapshot(*snap)?;
@@ -439,9 +421,8 @@ impl View {
                 };
                 let e = s.entry(*index).ok_or_else(|| bad_inode(ino))?;
                 let children = e.children.clone();
-                let total = 2 + children.len();
-                for i in offset as usize..total {
-                    let (name, attr) = match i {
+                page(offset, 2 + children.len(), &mut add, |i| {
+                    Ok(Some(match i {
                         0 => (b".".to_vec(), me),
                         1 => (b"..".to_vec(), parent),
                         _ => {
@@ -449,16 +430,8 @@ impl View {
                             let name = s.entry(child).map(|c| c.name.clone()).unwrap_or_default();
                             (name, self.entry_attr(*snap, &id, &s, child)?)
                         }
-                    };
-                    if !add(DirEntry {
-                        name,
-                        attr,
-                        next: i as u64 + 1,
-                    }) {
-                        break;
-                    }
-                }
-                Ok(())
+                    }))
+                })
             }
         }
     }

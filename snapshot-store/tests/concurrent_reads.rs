@@ -11,6 +11,9 @@ use snapshot_store::snapshot::Snapshot;
 use snapshot_store::store::{Store, StoreOptions};
 use snapshot_store::write::{WriteOptions, write_snapshot};
 
+mod common;
+use common::pseudo;
+
 fn assert_send_sync<T: Send + Sync>() {}
 
 #[test]
@@ -19,18 +22,6 @@ fn read_api_types_are_send_and_sync() {
     assert_send_sync::<FileReader>();
     assert_send_sync::<Snapshot>();
     assert_send_sync::<Arc<Snapshot>>();
-}
-
-fn pseudo(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
 }
 
 #[test]

@@ -17,17 +17,8 @@ use snapshot_store::tracked::{ChangeSource, ListProvider, Tracking};
 use snapshot_store::verify::{VerifyOptions, verify};
 use snapshot_store::write::{WriteOptions, write_snapshot};
 
-fn pseudo(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
-}
+mod common;
+use common::pseudo;
 
 #[derive(Debug, Clone)]
 enum Edit {

@@ -69,24 +69,13 @@ fn json_outputs_have_the_documented_fields() {
     fs::write(src.join("a"), &data).unwrap();
     env.write(&src, &[]);
     let log: Value = serde_json::from_str(&env.ok(&["log", "a", "--json"])).unwrap();
-    let kinds: Vec<&str> = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["kind"].as_str().unwrap())
-        .collect();
+    let kinds = log_kinds(&log);
     assert_eq!(kinds, vec!["full", "incremental"]);
     for k in ["snapshot", "size", "kind", "depth", "stored_bytes"] {
         assert!(log[1].get(k).is_some(), "log --json lacks {k}");
     }
     let log: Value = serde_json::from_str(&env.ok(&["log", "b", "--json"])).unwrap();
-    let kinds: Vec<&str> = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["kind"].as_str().unwrap())
-        .collect();
-    assert_eq!(kinds, vec!["whole", "unchanged"]);
+    assert_eq!(log_kinds(&log), vec!["whole", "unchanged"]);
 }
 
 #[test]
@@ -146,4 +135,13 @@ fn mistakes_get_clear_errors_and_change_nothing() {
     assert_eq!(out.status.code(), Some(2), "bad option values are usage errors");
     let out = env.run(&["write", src.to_str().unwrap(), "--min-delta-size", "12 parsecs"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// The `kind` of every row of `log --json`.
+fn log_kinds(log: &Value) -> Vec<&str> {
+    log.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect()
 }

@@ -36,12 +36,19 @@ fn fuse_available() -> bool {
     }
 }
 
-fn which(cmd: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join(cmd))
-        .find(|p| p.exists())
+/// Waits (up to 20 s) for the mount process to exit after `cause` (a signal, an unmount).
+fn wait_for_exit(child: &mut Child, cause: &str) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the mount process did not exit after {cause}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn is_mounted(path: &Path) -> bool {
@@ -89,17 +96,7 @@ impl Mount {
         let mut child = self.child.take().expect("still running");
         let pid = rustix::process::Pid::from_child(&child);
         rustix::process::kill_process(pid, sig).unwrap();
-        let started = Instant::now();
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "mount did not exit after {sig:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let status = wait_for_exit(&mut child, &format!("{sig:?}"));
         let mut err = String::new();
         std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).ok();
         (status, err)
@@ -359,17 +356,7 @@ fn an_external_unmount_ends_the_mount_process_cleanly() {
         .unwrap();
     assert!(status.success(), "{helper} failed");
     let mut child = mount.child.take().unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the mount process did not exit after {helper}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_for_exit(&mut child, helper);
     assert!(status.success(), "exit status after an external unmount: {status}");
     assert!(!is_mounted(&mnt));
 }

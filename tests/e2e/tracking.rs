@@ -27,7 +27,7 @@ struct LoopFs {
 impl LoopFs {
     fn new(kind: &str) -> Option<LoopFs> {
         let mkfs = format!("mkfs.{kind}");
-        if !is_root() || !tool_exists(&mkfs) {
+        if !is_root() || which(&mkfs).is_none() {
             let required = std::env::var("BACKUP_FS_REQUIRE_FUSE").is_ok_and(|v| v == "1");
             let why = if is_root() {
                 format!("{mkfs} is not installed")
@@ -74,12 +74,6 @@ impl Drop for LoopFs {
             .status();
         let _ = Command::new("umount").arg(&self.mnt).status();
     }
-}
-
-fn tool_exists(name: &str) -> bool {
-    ["/sbin", "/usr/sbin", "/bin", "/usr/bin"]
-        .iter()
-        .any(|d| Path::new(d).join(name).exists())
 }
 
 /// A running `backup-fs track`, stopped when dropped.

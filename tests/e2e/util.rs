@@ -198,21 +198,7 @@ pub fn chmod(path: &Path, mode: u32) {
 
 /// Sets mtime (ns since the epoch) without following symlinks.
 pub fn set_mtime(path: &Path, ns: i64) {
-    use rustix::fs::{AtFlags, CWD, Timespec, Timestamps, utimensat};
-    let ts = Timespec {
-        tv_sec: ns.div_euclid(1_000_000_000),
-        tv_nsec: ns.rem_euclid(1_000_000_000) as _,
-    };
-    utimensat(
-        CWD,
-        path,
-        &Timestamps {
-            last_access: ts,
-            last_modification: ts,
-        },
-        AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .unwrap();
+    snapshot_store::meta::set_mtime(path, ns).unwrap();
 }
 
 /// What the tests compare of one entry.
@@ -373,4 +359,13 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 /// the next snapshot may treat them as unchanged.
 pub fn let_timestamps_settle() {
     std::thread::sleep(std::time::Duration::from_millis(2100));
+}
+
+/// Where command `cmd` is: on PATH, or in the system directories (mkfs.* live in /usr/sbin).
+pub fn which(cmd: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(cmd))
+        .find(|p| p.exists())
 }

@@ -17,6 +17,38 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Arguments of `mount`.
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// An empty directory to mount on.
+    pub mountpoint: PathBuf,
+    /// Memory for decoded data shared by all readers (manifests and maps may use as much
+    /// again).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "256MiB")]
+    pub cache_size: u64,
+    /// Threads serving requests.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub threads: usize,
+    /// Let other users see the mount (the backed-up permissions still apply).
+    #[arg(long)]
+    pub allow_other: bool,
+    /// Serve extended attributes: `auto` when the store records any at mount time (a store
+    /// without them lists faster: `ls -l` asks every file for one), `on`, or `off`.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = XattrsArg::Auto)]
+    pub xattrs: XattrsArg,
+}
+
+/// When `mount` serves extended attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum XattrsArg {
+    /// When the store records any.
+    Auto,
+    /// Always.
+    On,
+    /// Never.
+    Off,
+}
+
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -78,20 +110,7 @@ pub enum Command {
         path: Option<String>,
     },
     /// Show every snapshot as a read-only directory at MOUNTPOINT until Ctrl-C (or unmount).
-    Mount {
-        /// An empty directory to mount on.
-        mountpoint: PathBuf,
-        /// Memory for decoded data shared by all readers (manifests and maps may use as much
-        /// again).
-        #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "256MiB")]
-        cache_size: u64,
-        /// Threads serving requests.
-        #[arg(long, value_name = "N", default_value_t = 4)]
-        threads: usize,
-        /// Let other users see the mount (the backed-up permissions still apply).
-        #[arg(long)]
-        allow_other: bool,
-    },
+    Mount(MountArgs),
     /// Record changed ranges under SOURCE (fanotify, Linux 6.14+, root) until Ctrl-C or SIGTERM, so
     /// that change-tracked writes of a filesystem without reflink read only what changed.
     Track {

@@ -292,6 +292,10 @@ impl Filesystem for BackupFs {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        if !self.view.serves_xattrs() {
+            // The kernel remembers this and answers every later request itself.
+            return reply.error(Errno::ENOSYS);
+        }
         match self.view.xattrs(ino.0) {
             Ok(attrs) => match attrs.iter().find(|(k, _)| k.as_slice() == name.as_bytes()) {
                 None => reply.error(Errno::NO_XATTR),
@@ -304,6 +308,9 @@ impl Filesystem for BackupFs {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if !self.view.serves_xattrs() {
+            return reply.error(Errno::ENOSYS);
+        }
         match self.view.xattrs(ino.0) {
             Ok(attrs) => {
                 let mut names = Vec::new();

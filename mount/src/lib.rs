@@ -17,3 +17,4 @@ pub mod session;
 
 #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
 pub use session::{MountError, MountOptions, Mounted, mount};
+pub use view::XattrPolicy;

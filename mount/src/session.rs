@@ -12,7 +12,7 @@ use fuser::{Config, MountOption, SessionACL};
 use snapshot_store::store::Store;
 
 use crate::fuse::BackupFs;
-use crate::view::View;
+use crate::view::{View, XattrPolicy};
 
 /// How to mount.
 #[derive(Debug, Clone)]
@@ -25,6 +25,8 @@ pub struct MountOptions {
     /// keeps four in flight, decoded on several threads. `None` leaves the kernel's default
     /// (128 KiB requests, one at a time).
     pub readahead_kb: Option<u32>,
+    /// Whether to serve extended attributes.
+    pub xattrs: XattrPolicy,
 }
 
 impl Default for MountOptions {
@@ -33,6 +35,7 @@ impl Default for MountOptions {
             threads: 4,
             allow_other: false,
             readahead_kb: Some(4096),
+            xattrs: XattrPolicy::Auto,
         }
     }
 }
@@ -89,7 +92,7 @@ pub fn mount(store: Store, mountpoint: &Path, opts: &MountOptions) -> Result<Mou
     })?;
     let uid = rustix::process::geteuid().as_raw();
     let gid = rustix::process::getegid().as_raw();
-    let view = Arc::new(View::new(store, uid, gid)?);
+    let view = Arc::new(View::new(store, uid, gid, opts.xattrs)?);
     let mut cfg = Config::default();
     cfg.mount_options = vec![
         MountOption::RO,

@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
@@ -131,6 +132,22 @@ struct SnapshotTable {
     refreshed: Option<Instant>,
 }
 
+/// Whether a mount serves extended attributes.
+///
+/// Serving them costs one round trip to the mount per file and attribute name asked (`ls -l`
+/// asks every entry for `security.selinux`, and the kernel never caches a "no such attribute"
+/// answer); a mount that has none says so once and the kernel stops asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum XattrPolicy {
+    /// Serve them when the store records any when mounted (its `xattrs` marker exists).
+    #[default]
+    Auto,
+    /// Always serve them (snapshots written while mounted show theirs too).
+    On,
+    /// Never: the mount has no extended attributes.
+    Off,
+}
+
 /// The read-only view of a store.
 pub struct View {
     store: Store,
@@ -138,20 +155,35 @@ pub struct View {
     links: Mutex<HashMap<u32, Arc<LinkGroups>>>,
     uid: u32,
     gid: u32,
+    serve_xattrs: bool,
+    /// Set once the user was told that new snapshots' attributes stay hidden until a remount.
+    hidden_xattrs_told: AtomicBool,
 }
 
 impl View {
     /// A view of `store`; synthesised nodes are owned by `uid`/`gid`.
-    pub fn new(store: Store, uid: u32, gid: u32) -> Result<View> {
+    pub fn new(store: Store, uid: u32, gid: u32, xattrs: XattrPolicy) -> Result<View> {
+        let serve_xattrs = match xattrs {
+            XattrPolicy::Auto => store.records_xattrs(),
+            XattrPolicy::On => true,
+            XattrPolicy::Off => false,
+        };
         let view = View {
             store,
             table: RwLock::new(SnapshotTable::default()),
             links: Mutex::new(HashMap::new()),
             uid,
             gid,
+            serve_xattrs,
+            hidden_xattrs_told: AtomicBool::new(serve_xattrs || xattrs == XattrPolicy::Off),
         };
         view.refresh()?;
         Ok(view)
+    }
+
+    /// True when the mount serves extended attributes; fixed for the life of the mount.
+    pub fn serves_xattrs(&self) -> bool {
+        self.serve_xattrs
     }
 
     /// The store.
@@ -163,12 +195,24 @@ impl View {
     pub fn refresh(&self) -> Result<Arc<Vec<SnapshotId>>> {
         let ids = self.store.snapshot_ids()?;
         let mut t = self.table.write();
+        let known = t.by_number.len();
         for id in &ids {
             if !t.numbers.contains_key(id) {
                 let n = t.by_number.len() as u32;
                 t.by_number.push(id.clone());
                 t.numbers.insert(id.clone(), n);
             }
+        }
+        if known > 0
+            && t.by_number.len() > known
+            && !self.hidden_xattrs_told.load(Ordering::Relaxed)
+            && self.store.records_xattrs()
+            && !self.hidden_xattrs_told.swap(true, Ordering::Relaxed)
+        {
+            eprintln!(
+                "backup-fs mount: snapshots written since the mount record extended attributes; \
+                 this mount does not show them (remount, or mount with --xattrs on)"
+            );
         }
         t.listed = Arc::new(ids);
         t.refreshed = Some(Instant::now());

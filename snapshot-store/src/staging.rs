@@ -146,6 +146,9 @@ impl Staging {
             }
             return Err(e);
         }
+        if snapshot.entries.iter().any(|e| !e.meta.xattrs.is_empty()) {
+            mark_xattrs(&store)?;
+        }
         // The manifest: the commit point.
         let dir = store.root().join("snapshots");
         for _ in 0..100 {
@@ -162,6 +165,17 @@ impl Staging {
         }
         Err(Error::InvalidArgument("could not find a free snapshot id".into()))
     }
+}
+
+/// Creates the store's `xattrs` marker (durably) unless it exists, so that readers deciding
+/// whether to serve extended attributes see it before the manifest that needs it.
+fn mark_xattrs(store: &Store) -> Result<()> {
+    let marker = store.xattrs_marker_path();
+    if marker.exists() {
+        return Ok(());
+    }
+    File::create(&marker).and_then(|f| f.sync_all()).at(&marker)?;
+    fsio::sync_dir(store.root())
 }
 
 /// The id after `id` within the same second (`-01`, `-02`, ...).

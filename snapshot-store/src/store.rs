@@ -8,6 +8,7 @@
 //!   snapshots/<id>          snapshot manifests (kind "snap")
 //!   versions/<xx>/<hex>     file version records, named by the content's blake3 (kind "vers")
 //!   objects/<xx>/<hex>      data objects ("BKFSdata"), signatures ("sign"), extent maps ("xmap")
+//!   xattrs                  empty marker: some snapshot records extended attributes
 //!   tmp/                    files being written; anything here is garbage after a crash
 //! ```
 
@@ -28,6 +29,9 @@ use crate::extent::ExtentMap;
 use crate::fsio;
 use crate::hashtree::{self, LeafBlock, TreeHeader, TreeTable};
 use crate::id::{ObjectId, VersionId};
+
+/// Name of the marker file created before the first snapshot with extended attributes commits.
+const XATTRS_MARKER: &str = "xattrs";
 use crate::object::DataObject;
 use crate::policy::Policy;
 use crate::signature::{Signature, SignatureRecord};
@@ -229,6 +233,18 @@ impl Store {
     /// Path of a snapshot manifest.
     pub fn snapshot_path(&self, id: &SnapshotId) -> PathBuf {
         self.inner.root.join("snapshots").join(id.as_str())
+    }
+
+    /// Path of the marker that some snapshot records extended attributes.
+    pub(crate) fn xattrs_marker_path(&self) -> PathBuf {
+        self.inner.root.join(XATTRS_MARKER)
+    }
+
+    /// True when some snapshot of the store may record extended attributes: writers create the
+    /// `xattrs` marker before committing the first such snapshot, so `false` promises that no
+    /// snapshot committed before this call holds any.
+    pub fn records_xattrs(&self) -> bool {
+        self.xattrs_marker_path().exists()
     }
 
     /// True when object `id` is in the store.

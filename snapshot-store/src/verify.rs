@@ -58,6 +58,7 @@ pub fn verify(store: &Store, opts: VerifyOptions) -> Result<VerifyReport> {
     let mut problems = Vec::new();
     let mut whole: BTreeSet<(ObjectId, u64)> = BTreeSet::new();
     let mut chain_roots: BTreeSet<(VersionId, u64)> = BTreeSet::new();
+    let marked_xattrs = store.records_xattrs();
     for id in store.snapshot_ids()? {
         report.snapshots += 1;
         let snap = match store.snapshot(&id) {
@@ -67,6 +68,14 @@ pub fn verify(store: &Store, opts: VerifyOptions) -> Result<VerifyReport> {
                 continue;
             }
         };
+        if !marked_xattrs && snap.entries.iter().any(|e| !e.meta.xattrs.is_empty()) {
+            problems.push(Problem {
+                what: format!("snapshot {id}"),
+                error: "records extended attributes but the store has no `xattrs` marker \
+                        (mounts would hide them); create an empty file named xattrs in the store"
+                    .into(),
+            });
+        }
         for e in snap.entries.iter().filter(|e| e.kind == EntryKind::File) {
             match e.content {
                 Some(c) if c.storage == Storage::Whole => {

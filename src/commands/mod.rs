@@ -49,12 +49,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Verify { read_data, json } => verify::run(&open(store_dir)?, read_data, json),
         Command::Track { source } => track::run(&open(store_dir)?, &source),
-        Command::Mount {
-            mountpoint,
-            cache_size,
-            threads,
-            allow_other,
-        } => mount::run(&store_path(store_dir)?, &mountpoint, cache_size, threads, allow_other),
+        Command::Mount(args) => mount::run(&store_path(store_dir)?, &args),
     }
 }
 

@@ -6,30 +6,34 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use snapshot_store::store::{Store, StoreOptions};
 
+use crate::cli::MountArgs;
+#[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
+use crate::cli::XattrsArg;
+
 /// Exit status when FUSE is not available on this machine.
 pub const EXIT_NO_FUSE: u8 = 4;
 
 #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
-pub fn run(
-    store_dir: &Path,
-    mountpoint: &Path,
-    cache_size: u64,
-    threads: usize,
-    allow_other: bool,
-) -> Result<ExitCode> {
-    use mount::{MountError, MountOptions};
+pub fn run(store_dir: &Path, args: &MountArgs) -> Result<ExitCode> {
+    use mount::{MountError, MountOptions, XattrPolicy};
 
+    let mountpoint = &args.mountpoint;
     let store = Store::open_with(
         store_dir,
         StoreOptions {
-            cache_bytes: usize::try_from(cache_size).unwrap_or(usize::MAX),
+            cache_bytes: usize::try_from(args.cache_size).unwrap_or(usize::MAX),
         },
     )
     .with_context(|| format!("cannot open store {}", store_dir.display()))?;
     let snapshots = store.snapshot_ids()?.len();
     let opts = MountOptions {
-        threads,
-        allow_other,
+        threads: args.threads,
+        allow_other: args.allow_other,
+        xattrs: match args.xattrs {
+            XattrsArg::Auto => XattrPolicy::Auto,
+            XattrsArg::On => XattrPolicy::On,
+            XattrsArg::Off => XattrPolicy::Off,
+        },
         ..MountOptions::default()
     };
     let mounted = match mount::mount(store, mountpoint, &opts) {
@@ -51,12 +55,6 @@ pub fn run(
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "freebsd")))]
-pub fn run(
-    _store_dir: &Path,
-    _mountpoint: &Path,
-    _cache: u64,
-    _threads: usize,
-    _allow_other: bool,
-) -> Result<ExitCode> {
+pub fn run(_store_dir: &Path, _args: &MountArgs) -> Result<ExitCode> {
     anyhow::bail!("mount is not supported on this platform yet (Windows support through Dokan is planned)")
 }

@@ -113,6 +113,27 @@ fn damaged_metadata_files_are_reported_by_name() {
 }
 
 #[test]
+fn a_missing_xattrs_marker_is_reported_by_verify() {
+    let env = Env::new(&[]);
+    let src = env.path("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("a"), b"tagged").unwrap();
+    if !set_xattr(&src.join("a"), "user.tag", b"v") {
+        eprintln!("skipped: {} has no user extended attributes", src.display());
+        return;
+    }
+    let id = env.write(&src, &[])["snapshot"].as_str().unwrap().to_string();
+    assert_eq!(verify_output(&env, false).0, 0);
+    fs::remove_file(env.store.join("xattrs")).unwrap();
+    let (code, out) = verify_output(&env, false);
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        out.contains(&id) && out.contains("xattrs"),
+        "verify names the snapshot: {out}"
+    );
+}
+
+#[test]
 fn a_store_of_a_newer_format_is_refused_with_a_clear_message() {
     let env = Env::new(&[]);
     let config = env.store.join("config");

@@ -67,9 +67,15 @@ struct Mount {
 
 impl Mount {
     fn start(env: &Env, path: &Path) -> Mount {
+        Mount::start_with(env, path, &[])
+    }
+
+    fn start_with(env: &Env, path: &Path, extra: &[&str]) -> Mount {
         fs::create_dir_all(path).unwrap();
+        let mut args = vec!["mount", path.to_str().unwrap()];
+        args.extend_from_slice(extra);
         let child = env
-            .cmd(&["mount", path.to_str().unwrap()])
+            .cmd(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -327,6 +333,83 @@ fn new_snapshots_appear_writes_fail_and_sigint_unmounts() {
     assert!(
         fs::read_dir(&mnt).unwrap().next().is_none(),
         "the mountpoint is an empty directory again"
+    );
+}
+
+/// Polls the root until snapshot `id` is listed (up to 5 s).
+fn wait_for_snapshot(mnt: &Path, id: &str) {
+    let started = Instant::now();
+    while !mnt.join(id).exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "snapshot {id} did not appear"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The errno of reading extended attribute `name` of `path`, or its value.
+fn xattr_of(path: &Path, name: &str) -> Result<Vec<u8>, rustix::io::Errno> {
+    let mut buf = vec![0u8; 256];
+    let n = rustix::fs::lgetxattr(path, name, &mut buf)?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+#[test]
+fn a_store_without_extended_attributes_mounts_without_them() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new(&[]);
+    let src = env.path("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("a"), b"plain").unwrap();
+    env.write(&src, &[]);
+    assert!(!env.store.join("xattrs").exists(), "no snapshot records any");
+
+    // The mount tells the kernel once that it has none; it stops asking (ls -l asks every file).
+    let mnt = env.path("mnt");
+    let mut mount = Mount::start(&env, &mnt);
+    assert_eq!(
+        xattr_of(&mnt.join("latest/a"), "user.tag"),
+        Err(rustix::io::Errno::OPNOTSUPP)
+    );
+    assert_eq!(
+        xattr_of(&mnt.join("latest/a"), "security.selinux"),
+        Err(rustix::io::Errno::OPNOTSUPP)
+    );
+
+    // A snapshot with attributes written while mounted: the store is marked before it commits;
+    // it appears, without them, and the mount says how to see them.
+    if !set_xattr(&src.join("a"), "user.tag", b"kept") {
+        eprintln!("skipped the rest: {} has no user extended attributes", src.display());
+        return;
+    }
+    let second = env.write(&src, &[])["snapshot"].as_str().unwrap().to_string();
+    assert!(env.store.join("xattrs").exists(), "the write marks the store");
+    wait_for_snapshot(&mnt, &second);
+    assert_eq!(fs::read(mnt.join(&second).join("a")).unwrap(), b"plain");
+    assert_eq!(
+        xattr_of(&mnt.join(&second).join("a"), "user.tag"),
+        Err(rustix::io::Errno::OPNOTSUPP)
+    );
+    let (status, err) = mount.signal(rustix::process::Signal::TERM);
+    assert!(status.success(), "{status}: {err}");
+    assert!(err.contains("remount"), "the mount says how to see them: {err}");
+
+    // Mounted again, the store's marker turns them on; `--xattrs off` keeps them off.
+    let mount = Mount::start(&env, &mnt);
+    assert_eq!(xattr_of(&mnt.join(&second).join("a"), "user.tag").unwrap(), b"kept");
+    assert_eq!(
+        xattr_of(&mnt.join(&second).join("a"), "user.other"),
+        Err(rustix::io::Errno::NODATA)
+    );
+    drop(mount);
+    let _mount = Mount::start_with(&env, &mnt, &["--xattrs", "off"]);
+    assert_eq!(
+        xattr_of(&mnt.join(&second).join("a"), "user.tag"),
+        Err(rustix::io::Errno::OPNOTSUPP)
     );
 }
 

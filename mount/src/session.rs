@@ -92,6 +92,7 @@ pub fn mount(store: Store, mountpoint: &Path, opts: &MountOptions) -> Result<Mou
     })?;
     let uid = rustix::process::geteuid().as_raw();
     let gid = rustix::process::getegid().as_raw();
+    raise_open_file_limit();
     let view = Arc::new(View::new(store, uid, gid, opts.xattrs)?);
     let mut cfg = Config::default();
     cfg.mount_options = vec![
@@ -250,6 +251,18 @@ fn check_fuse() -> Result<(), MountError> {
     #[cfg(not(target_os = "linux"))]
     {
         Ok(())
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit (at most 65536): the store keeps up to
+/// 512 data objects open, each with a second descriptor once read at random. Best effort.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    let want = limit.maximum.map_or(65536, |max| max.min(65536));
+    if limit.current.is_some_and(|cur| cur < want) {
+        limit.current = Some(want);
+        let _ = setrlimit(Resource::Nofile, limit);
     }
 }
 

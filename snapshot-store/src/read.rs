@@ -7,8 +7,12 @@ use std::sync::{Arc, mpsc};
 use crate::error::{Error, IoContext, Result};
 use crate::extent::ExtentMap;
 use crate::id::{ObjectId, VersionId};
-use crate::object::DataObject;
+use crate::object::{Access, DataObject};
 use crate::store::Store;
+
+/// Reads shorter than this are random reads (see [`FileReader::read_at`]). The kernel's own
+/// readahead requests through a mount are 128 KiB and more; a 4 KiB `pread` arrives as 4-8 KiB.
+pub const RANDOM_READ_MAX: usize = 64 << 10;
 
 /// An open file version. `Send + Sync`: share it between threads and call `read_at` concurrently.
 #[derive(Clone)]
@@ -48,20 +52,28 @@ impl FileReader {
     }
 
     /// Reads up to `buf.len()` bytes at `offset`; returns the count (0 at or past the end).
+    ///
+    /// A read shorter than [`RANDOM_READ_MAX`] is taken for an isolated one: the object files are
+    /// read without kernel readahead for it, so a cold read waits for its own frames only.
     pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let access = if buf.len() < RANDOM_READ_MAX {
+            Access::Random
+        } else {
+            Access::Sequential
+        };
         let mut done = 0usize;
         for piece in self.map.pieces(offset, buf.len() as u64) {
             let out = &mut buf[done..done + piece.len as usize];
             match piece.source {
                 None => out.fill(0),
-                Some((obj, off)) => self.read_object(&obj, off, out)?,
+                Some((obj, off)) => self.read_object(&obj, off, out, access)?,
             }
             done += piece.len as usize;
         }
         Ok(done)
     }
 
-    fn read_object(&self, id: &ObjectId, off: u64, out: &mut [u8]) -> Result<()> {
+    fn read_object(&self, id: &ObjectId, off: u64, out: &mut [u8], access: Access) -> Result<()> {
         let obj = self.store.data_object(id)?;
         self.check_range(&obj, off, out.len())?;
         let fs = u64::from(obj.frame_size());
@@ -75,9 +87,9 @@ impl FileReader {
             if within == 0 && n == frame_len && frame_len > 0 && !self.store.frame_cached(&obj, index) {
                 // The read covers the whole frame: decode straight into the caller's buffer (a
                 // sequential reader would not come back to it).
-                obj.read_frame_into(index as usize, &mut out[done..done + n])?;
+                obj.read_frame_into(index as usize, &mut out[done..done + n], access)?;
             } else {
-                let frame = self.store.frame(&obj, index)?;
+                let frame = self.store.frame(&obj, index, access)?;
                 let avail = frame.len().saturating_sub(within).min(n);
                 if avail == 0 {
                     return Err(Error::corrupt(
@@ -331,7 +343,7 @@ impl StreamFrames {
         if let Some(f) = self.frames.lock().get(&key) {
             return Ok(Arc::clone(f));
         }
-        let data = Arc::new(obj.read_frame(frame as usize)?);
+        let data = Arc::new(obj.read_frame(frame as usize, Access::Sequential)?);
         self.frames.lock().put(key, Arc::clone(&data));
         Ok(data)
     }

@@ -32,7 +32,7 @@ use crate::id::{ObjectId, VersionId};
 
 /// Name of the marker file created before the first snapshot with extended attributes commits.
 const XATTRS_MARKER: &str = "xattrs";
-use crate::object::DataObject;
+use crate::object::{Access, DataObject};
 use crate::policy::Policy;
 use crate::signature::{Signature, SignatureRecord};
 use crate::snapshot::{FileContent, Snapshot, SnapshotId, Storage};
@@ -503,10 +503,11 @@ impl Store {
         Ok(o)
     }
 
-    /// Frame `frame` of data object `obj`, decoded and verified, from the shared cache.
-    pub fn frame(&self, obj: &DataObject, frame: u32) -> Result<Arc<Vec<u8>>> {
+    /// Frame `frame` of data object `obj`, decoded and verified, from the shared cache (read
+    /// from disk as `access` says on a miss).
+    pub fn frame(&self, obj: &DataObject, frame: u32, access: Access) -> Result<Arc<Vec<u8>>> {
         self.inner.frames.get_or_try_insert((obj.id(), frame), || {
-            let data = obj.read_frame(frame as usize)?;
+            let data = obj.read_frame(frame as usize, access)?;
             let n = data.len();
             Ok((data, n))
         })

@@ -13,6 +13,7 @@ use crate::envelope::{self, Kind};
 use crate::error::{Error, Result};
 use crate::id::{ObjectId, VersionId};
 use crate::matcher::block_sig;
+use crate::object::Access;
 use crate::read::Window;
 use crate::rolling::Roller;
 use crate::snapshot::{EntryKind, Storage};
@@ -317,7 +318,7 @@ fn check_data_object(store: &Store, id: &ObjectId, read_data: bool) -> Result<u6
     }
     let mut h = blake3::Hasher::new();
     for i in 0..obj.frames().len() {
-        h.update(&obj.read_frame(i)?);
+        h.update(&obj.read_frame(i, Access::Sequential)?);
     }
     let got = ObjectId::from(h.finalize());
     if got != *id {

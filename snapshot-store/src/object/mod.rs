@@ -26,7 +26,7 @@
 mod reader;
 mod writer;
 
-pub use reader::{DataObject, Frame};
+pub use reader::{Access, DataObject, Frame};
 pub use writer::{DataObjectWriter, FinishedObject};
 
 /// Magic at the start of a data object. On disk: do not modify.

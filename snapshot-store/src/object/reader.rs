@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use super::{CODEC_RAW, CODEC_ZSTD, END_MAGIC, HEADER_LEN, INDEX_ENTRY_LEN, MAGIC, TRAILER_LEN};
 use crate::codec::Decoder;
@@ -25,12 +26,31 @@ pub struct Frame {
     pub checksum: u64,
 }
 
+/// How a caller reads frames, which decides whether the kernel may read ahead in the object file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reading on from here (streams, large requests): the kernel's readahead helps.
+    Sequential,
+    /// An isolated small read: fetch this frame's stored bytes from disk and nothing more. The
+    /// kernel would otherwise read ahead 64-128 KiB for each, which makes cold random reads
+    /// wait longer.
+    Random,
+}
+
+/// Objects smaller than this are read through their one file whatever the access (readahead
+/// cannot overshoot much, and a second descriptor per small file would be wasted).
+const RANDOM_FILE_MIN: u64 = 256 << 10;
+
 /// An open data object: its file and frame index.
 #[derive(Debug)]
 pub struct DataObject {
     id: ObjectId,
     path: PathBuf,
     file: File,
+    /// A second open file of the same object without kernel readahead, for [`Access::Random`]
+    /// (readahead state belongs to an open file, so sequential readers keep theirs). Opened on
+    /// first use; `None` if that failed (the main file is used then).
+    random_file: OnceLock<Option<File>>,
     frame_size: u32,
     logical_len: u64,
     stored_len: u64,
@@ -140,6 +160,7 @@ impl DataObject {
             id,
             path: path.to_path_buf(),
             file,
+            random_file: OnceLock::new(),
             frame_size,
             logical_len,
             stored_len,
@@ -179,8 +200,8 @@ impl DataObject {
 
     /// Reads, decodes and checks frame `i` into a new buffer (filled by the decoder, never
     /// zeroed first).
-    pub fn read_frame(&self, i: usize) -> Result<Vec<u8>> {
-        self.with_stored(i, |f, stored| {
+    pub fn read_frame(&self, i: usize, access: Access) -> Result<Vec<u8>> {
+        self.with_stored(i, access, |f, stored| {
             if f.codec == CODEC_RAW {
                 return Ok(stored.to_vec());
             }
@@ -197,8 +218,8 @@ impl DataObject {
     }
 
     /// Reads, decodes and checks frame `i` into `out`, which must be exactly the frame's length.
-    pub fn read_frame_into(&self, i: usize, out: &mut [u8]) -> Result<()> {
-        self.with_stored(i, |f, stored| {
+    pub fn read_frame_into(&self, i: usize, out: &mut [u8], access: Access) -> Result<()> {
+        self.with_stored(i, access, |f, stored| {
             if out.len() != f.raw_len as usize {
                 return Err(Error::corrupt(
                     self.describe(),
@@ -223,13 +244,17 @@ impl DataObject {
 
     /// Reads frame `i`'s stored bytes into a per-thread scratch buffer (nothing is allocated per
     /// frame), checks them against the index, and hands them to `decode`.
-    fn with_stored<R>(&self, i: usize, decode: impl FnOnce(&Frame, &[u8]) -> Result<R>) -> Result<R> {
+    fn with_stored<R>(&self, i: usize, access: Access, decode: impl FnOnce(&Frame, &[u8]) -> Result<R>) -> Result<R> {
         let f = self.frame_entry(i)?;
+        let file = match access {
+            Access::Random if self.stored_len >= RANDOM_FILE_MIN => self.random_file().unwrap_or(&self.file),
+            _ => &self.file,
+        };
         SCRATCH.with(|cell| {
             let mut stored = cell.borrow_mut();
             stored.clear();
             stored.resize(f.stored_len as usize, 0);
-            read_exact_at(&self.file, &mut stored, f.stored_offset).map_err(|e| {
+            read_exact_at(file, &mut stored, f.stored_offset).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::UnexpectedEof {
                     Error::corrupt(self.describe(), "truncated")
                 } else {
@@ -246,6 +271,23 @@ impl DataObject {
             }
             decode(&f, &stored)
         })
+    }
+
+    /// The object's file opened a second time with readahead off (`None` where that fails or
+    /// the platform has no such advice).
+    fn random_file(&self) -> Option<&File> {
+        self.random_file
+            .get_or_init(|| {
+                #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+                {
+                    let file = File::open(&self.path).ok()?;
+                    rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Random).ok()?;
+                    Some(file)
+                }
+                #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+                None
+            })
+            .as_ref()
     }
 
     fn frame_entry(&self, i: usize) -> Result<Frame> {
@@ -347,10 +389,48 @@ mod tests {
             assert_eq!(obj.logical_len(), n as u64);
             let mut back = Vec::new();
             for i in 0..obj.frames().len() {
-                back.extend(obj.read_frame(i).unwrap());
+                back.extend(obj.read_frame(i, Access::Sequential).unwrap());
             }
             assert!(back == data);
         }
+    }
+
+    #[test]
+    fn random_access_reads_the_same_frames_through_its_own_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // Incompressible, so the object is large enough for a second file.
+        let mut x: u64 = 7;
+        let data: Vec<u8> = (0..600_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let (id, path) = write_object(dir.path(), &data);
+        let obj = DataObject::open(id, &path).unwrap();
+        assert!(obj.stored_len() >= RANDOM_FILE_MIN);
+        for i in (0..obj.frames().len()).rev() {
+            let random = obj.read_frame(i, Access::Random).unwrap();
+            assert!(random == obj.read_frame(i, Access::Sequential).unwrap(), "frame {i}");
+            let mut into = vec![0u8; random.len()];
+            obj.read_frame_into(i, &mut into, Access::Random).unwrap();
+            assert!(into == random);
+        }
+        #[cfg(target_os = "linux")]
+        assert!(
+            matches!(obj.random_file.get(), Some(Some(_))),
+            "a second file was opened"
+        );
+
+        // A damaged frame read at random is an error as well, never other bytes.
+        let mut bad = std::fs::read(&path).unwrap();
+        let f = obj.frames()[3];
+        bad[f.stored_offset as usize + 100] ^= 1;
+        std::fs::write(&path, &bad).unwrap();
+        let obj = DataObject::open(id, &path).unwrap();
+        assert!(obj.read_frame(3, Access::Random).is_err());
     }
 
     #[test]
@@ -366,7 +446,7 @@ mod tests {
             bad[i] ^= 0x10;
             std::fs::write(&path, &bad).unwrap();
             let result = DataObject::open(id, &path)
-                .and_then(|o| (0..o.frames().len()).try_for_each(|f| o.read_frame(f).map(|_| ())));
+                .and_then(|o| (0..o.frames().len()).try_for_each(|f| o.read_frame(f, Access::Sequential).map(|_| ())));
             assert!(result.is_err(), "flip at {i} not detected");
         }
     }
@@ -381,7 +461,7 @@ mod tests {
                 std::fs::write(&path, &bytes).unwrap();
                 if let Ok(o) = DataObject::open(ObjectId([0; 32]), &path) {
                     for f in 0..o.frames().len() {
-                        let _ = o.read_frame(f);
+                        let _ = o.read_frame(f, Access::Sequential);
                     }
                 }
             }

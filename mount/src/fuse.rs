@@ -58,6 +58,23 @@ impl BackupFs {
         Errno::from_i32(errno_of(e))
     }
 
+    /// Hands the entries of open directory `fh` from `offset` to `add` until it returns false
+    /// (the reply is full); shared by both kinds of listing.
+    fn list_page(
+        &self,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        add: impl FnMut(DirEntry) -> bool,
+    ) -> Result<(), Errno> {
+        let Some(listing) = self.dirs.read().get(&fh.0).cloned() else {
+            return Err(Errno::EBADF);
+        };
+        self.view
+            .list(ino.0, &listing, offset, add)
+            .map_err(|e| self.fail("listing of", ino.0, &e))
+    }
+
     fn attr(&self, a: &Attr) -> FileAttr {
         let t = system_time(a.mtime_ns);
         FileAttr {
@@ -241,10 +258,7 @@ impl Filesystem for BackupFs {
     }
 
     fn readdir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let Some(listing) = self.dirs.read().get(&fh.0).cloned() else {
-            return reply.error(Errno::EBADF);
-        };
-        let result = self.view.list(ino.0, &listing, offset, |e: DirEntry| {
+        let result = self.list_page(ino, fh, offset, |e| {
             !reply.add(
                 INodeNo(e.attr.ino),
                 e.next,
@@ -254,15 +268,12 @@ impl Filesystem for BackupFs {
         });
         match result {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(self.fail("listing of", ino.0, &e)),
+            Err(errno) => reply.error(errno),
         }
     }
 
     fn readdirplus(&self, _req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        let Some(listing) = self.dirs.read().get(&fh.0).cloned() else {
-            return reply.error(Errno::EBADF);
-        };
-        let result = self.view.list(ino.0, &listing, offset, |e: DirEntry| {
+        let result = self.list_page(ino, fh, offset, |e| {
             !reply.add(
                 INodeNo(e.attr.ino),
                 e.next,
@@ -274,7 +285,7 @@ impl Filesystem for BackupFs {
         });
         match result {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(self.fail("listing of", ino.0, &e)),
+            Err(errno) => reply.error(errno),
         }
     }
 

@@ -1,6 +1,7 @@
-//! Mounting in the foreground: check the mountpoint and FUSE, mount, wait for Ctrl-C, SIGTERM,
-//! SIGHUP or an external `fusermount3 -u`, then unmount (lazily if busy) and return. A killed
-//! process would leave a dead mount behind; a signal never does.
+//! Mounting in the foreground: check the mountpoint and FUSE, mount, wait for a stop flag (the
+//! CLI sets it on Ctrl-C, SIGTERM and SIGHUP) or an external `fusermount3 -u`, then unmount
+//! (lazily if busy) and return. A killed process would leave a dead mount behind; a signal never
+//! does.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -142,16 +143,9 @@ impl Mounted {
         &self.path
     }
 
-    /// Serves until SIGINT, SIGTERM or SIGHUP (then unmounts) or until someone unmounts it.
-    pub fn wait(self) -> io::Result<()> {
-        let stop = Arc::new(AtomicBool::new(false));
-        for sig in [
-            signal_hook::consts::SIGINT,
-            signal_hook::consts::SIGTERM,
-            signal_hook::consts::SIGHUP,
-        ] {
-            signal_hook::flag::register(sig, Arc::clone(&stop))?;
-        }
+    /// Serves until `stop` is set (then unmounts; the CLI sets it on SIGINT, SIGTERM and SIGHUP)
+    /// or until someone unmounts it.
+    pub fn wait(self, stop: &AtomicBool) -> io::Result<()> {
         while !stop.load(Ordering::Relaxed) {
             if self.session.guard.is_finished() {
                 // Unmounted from outside (fusermount3 -u, umount).

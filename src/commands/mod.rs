@@ -12,6 +12,10 @@ mod write;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+#[cfg(unix)]
+use std::sync::Arc;
+#[cfg(unix)]
+use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, anyhow};
 use snapshot_store::store::Store;
@@ -51,6 +55,20 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Track { source } => track::run(&open(store_dir)?, &source),
         Command::Mount(args) => mount::run(&store_path(store_dir)?, &args),
     }
+}
+
+/// A flag set by SIGINT, SIGTERM or SIGHUP, for commands that run until told to stop.
+#[cfg(unix)]
+fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))?;
+    }
+    Ok(stop)
 }
 
 fn store_path(dir: Option<PathBuf>) -> Result<PathBuf> {

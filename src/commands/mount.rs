@@ -49,7 +49,8 @@ pub fn run(store_dir: &Path, args: &MountArgs) -> Result<ExitCode> {
         "mounted {snapshots} snapshots of {} at {at} (read-only); press Ctrl-C or run `fusermount3 -u {at}` to unmount",
         store_dir.display()
     );
-    mounted.wait().with_context(|| format!("unmounting {at}"))?;
+    let stop = super::stop_on_signals()?;
+    mounted.wait(&stop).with_context(|| format!("unmounting {at}"))?;
     eprintln!("unmounted {at}");
     Ok(ExitCode::SUCCESS)
 }

@@ -2,8 +2,6 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
 use anyhow::Result;
 use snapshot_store::store::Store;
@@ -12,14 +10,7 @@ use snapshot_store::store::Store;
 pub fn run(store: &Store, source: &Path) -> Result<ExitCode> {
     use tracker::TrackerError;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))?;
-    }
+    let stop = super::stop_on_signals()?;
     let shown = source.display().to_string();
     let result = tracker::run(store.root(), source, stop, || {
         eprintln!(

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use snapshot_store::policy::{BlockSize, DeltaMode, Percent, PolicyOverrides, parse_optional, parse_size};
+use snapshot_store::{BlockSize, DeltaMode, Percent, PolicyOverrides, parse_optional, parse_size};
 
 /// backup-fs: backups of big, slowly changing files as full copies plus delta chains.
 #[derive(Debug, Parser)]

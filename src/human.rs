@@ -1,6 +1,6 @@
 //! Human-readable formatting.
 
-pub use snapshot_store::policy::format_size as size;
+pub use snapshot_store::format_size as size;
 
 /// Seconds with a sensible precision.
 pub fn duration(secs: f64) -> String {

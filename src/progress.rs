@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use snapshot_store::progress::WriteProgress;
+use snapshot_store::WriteProgress;
 
 /// Draws `WriteProgress` until dropped.
 pub struct ProgressView {

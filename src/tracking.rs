@@ -4,10 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
-use snapshot_store::ranges::RangeSet;
-use snapshot_store::reflink::ReflinkProvider;
-use snapshot_store::store::Store;
-use snapshot_store::tracked::{ChangeProvider, ListProvider, Tracking};
+use snapshot_store::{ChangeProvider, ListProvider, RangeSet, ReflinkProvider, Store, Tracking};
 
 /// The change sources for a write of `source` into `store`, best first: reflink references, the
 /// `backup-fs track` change log, then an outside list.
@@ -17,7 +14,7 @@ pub fn sources(store: &Store, source: &Path, changed_ranges: Option<&Path>, veri
         format!("cannot set up reflink references for {}", source.display())
     })?));
     #[cfg(target_os = "linux")]
-    providers.push(Box::new(snapshot_store::changelog::FanotifyProvider::open(
+    providers.push(Box::new(snapshot_store::change_log::FanotifyProvider::open(
         store,
         &std::fs::canonicalize(source).unwrap_or_else(|_| source.to_path_buf()),
     )));

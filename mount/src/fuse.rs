@@ -18,7 +18,7 @@ use fuser::{
     ReplyStatfs, ReplyXattr, Request,
 };
 use parking_lot::RwLock;
-use snapshot_store::read::FileReader;
+use snapshot_store::FileReader;
 
 use crate::errno::{errno_of, is_damage};
 use crate::view::{Attr, DirEntry, DirListing, Kind, View};
@@ -230,8 +230,8 @@ impl Filesystem for BackupFs {
             return reply.error(Errno::EINVAL);
         };
         let target = match whence {
-            SEEK_DATA => reader.map().next_data(offset),
-            SEEK_HOLE => reader.map().next_hole(offset),
+            SEEK_DATA => reader.next_data(offset),
+            SEEK_HOLE => reader.next_hole(offset),
             _ => return reply.error(Errno::EINVAL),
         };
         match target {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use fuser::{Config, MountOption, SessionACL};
-use snapshot_store::store::Store;
+use snapshot_store::Store;
 
 use crate::fuse::BackupFs;
 use crate::view::{View, XattrPolicy};

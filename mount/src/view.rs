@@ -19,10 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
-use snapshot_store::read::FileReader;
-use snapshot_store::snapshot::{Entry, EntryKind, Snapshot, SnapshotId};
-use snapshot_store::store::Store;
-use snapshot_store::{Error, Result};
+use snapshot_store::{Entry, EntryKind, Error, FileReader, Result, Snapshot, SnapshotId, Store};
 
 /// Inode of the mount's root directory.
 pub const ROOT_INO: u64 = 1;
@@ -55,7 +52,7 @@ fn page(
 }
 
 /// What a node is: the store's own entry kinds.
-pub use snapshot_store::snapshot::EntryKind as Kind;
+pub use snapshot_store::EntryKind as Kind;
 
 /// The attributes of a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -495,7 +492,7 @@ impl View {
                 actual: e.kind.noun(),
             });
         };
-        self.store.open_content(&content, e.meta.size)
+        FileReader::open(&self.store, &content, e.meta.size)
     }
 
     /// `snapshot/path` of inode `ino`, for messages.
@@ -547,7 +544,7 @@ fn subdirs(s: &Snapshot, e: &Entry) -> u32 {
 
 /// The time of a snapshot from its id (second resolution).
 pub fn snapshot_time(id: &SnapshotId) -> i64 {
-    snapshot_store::timefmt::parse_id_stamp(id.as_str()).unwrap_or(0)
+    id.time_ns()
 }
 
 fn bad_inode(ino: u64) -> Error {

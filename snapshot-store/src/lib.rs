@@ -1,39 +1,106 @@
-//! snapshot-store: backups of files as full copies plus chains of deltas.
+//! snapshot-store: backups of files as full copies plus chains of deltas, in a store directory
+//! that any number of readers use while one writer adds snapshots.
+//!
+//! # Layers
+//!
+//! The folders are the layers, top-down; a module uses only modules of its own layer or below
+//! (and `error`), never one above:
+//!
+//! | Layer | Owns |
+//! |---|---|
+//! | `write/` | recording a snapshot: the tree walk, reading sources, the matcher, the compare path, the tracked path, building a version's records |
+//! | `read/` | random-access reads of any version, streaming, restore, a file's history, `verify` |
+//! | `tracking/` | change sources (reflink references, the fanotify change log, outside lists); feeds `write/` only |
+//! | `store/` | the store directory: open and init, the writer lock, caches, staging and the commit protocol, loading records, signatures, hash trees and extent maps, data objects |
+//! | `format/` | bytes to structs and back for every file kind, the magic and derive-key table, [`FormatVersion`]; no file I/O |
+//! | `hash/` | the rolling weak hash, block hashes, BLAKE3 as a tree of leaf values |
+//! | `os/` | the one place for platform `cfg`: durable and positioned file I/O, entry metadata, sparse files, FIEMAP, clones |
+//!
+//! Beside them, `error` (the one error type) and `id` (typed ids) are used by every layer.
+//!
+//! `docs/FORMAT.md` is the normative description of the bytes `format/` reads and writes.
+//!
+//! # The write path
+//!
+//! [`write_snapshot`] takes the writer lock, empties `tmp/`, finds the newest snapshot of the
+//! same source and walks the source (metadata only): a regular file whose size, mtime, ctime and
+//! inode are unchanged reuses its previous content unread. Every other file is planned by the
+//! [`Policy`] (stored whole below the minimum delta size; else a full, or an incremental or
+//! differential delta), then written by one of two paths:
+//!
+//! * the **compare path** reads the file once; a matcher finds its base's blocks at any offset
+//!   through the base's stored signature (never its content), while another thread computes
+//!   the content hash — the version id — and, with change tracking, its hash tree;
+//! * the **tracked path**, when a change source knows the changed ranges completely, reads only
+//!   those (and a random sample of the rest, re-checked against the signature); the version id
+//!   comes from merging new and stored leaf values of the hash tree.
+//!
+//! Both produce a data object of literal bytes, a signature, a hash tree, an extent-map
+//! checkpoint every 16 depths, and a version record, all written to `tmp/`. The commit flushes
+//! and renames them into place without replacing anything, flushes the directories, and writes
+//! the snapshot manifest last: its rename is the commit point. A crash at any instant leaves
+//! the store as it was, plus unreferenced files that `verify` lists.
+//!
+//! # The read path
+//!
+//! A version's extent map — sorted extents, each a hole or a range of one data object — is
+//! composed from the chain's op lists (from the nearest checkpoint or full) the first time the
+//! version is opened, and cached. A [`FileReader`] then serves any offset with one binary search
+//! and one frame decode per extent, whatever the chain depth; decoded frames are shared by all
+//! readers through one byte-bounded cache. Everything read is checked: envelopes by their blake3,
+//! frames by their xxh3 and zstd checksum, whole files (on `cat`, restore, `verify --read-data`)
+//! by their version id. Damage is an error naming the file, never wrong bytes.
+//!
+//! # Who may run beside whom
+//!
+//! | | writer | reader | tracker |
+//! |---|---|---|---|
+//! | **writer** (`write`) | no: the second waits for the lock, or fails with `--no-wait` | yes | yes |
+//! | **reader** (`list`, `log`, `cat`, `restore`, `verify`, `mount`) | yes: readers never lock and see a snapshot once its manifest is in place | yes | yes |
+//! | **tracker** (`backup-fs track`) | yes: writers ask it for a cut over its socket | yes | one per source |
+//!
+//! Everything a reader can reach is immutable once committed, so readers need no lock; a
+//! [`Store`] is cheap to clone and may be shared by any number of threads.
 #![warn(missing_docs)]
 
-pub mod cache;
-pub mod changelog;
-pub mod codec;
-pub mod delta;
-pub mod envelope;
-pub mod error;
-pub mod extent;
-pub mod fiemap;
-pub mod filewrite;
-pub mod fsio;
-pub mod hashtree;
-pub mod id;
-pub mod matcher;
-pub mod meta;
-pub mod object;
-pub mod policy;
-pub mod progress;
-pub mod ranges;
-pub mod read;
-pub mod reflink;
-pub mod restore;
-pub mod rolling;
-pub mod runs;
-pub mod signature;
-pub mod snapshot;
-pub mod source;
-pub mod staging;
-pub mod store;
-pub mod timefmt;
-pub mod tracked;
-pub mod verify;
-pub mod version;
-pub mod write;
+mod error;
+mod format;
+mod hash;
+mod id;
+mod os;
+mod read;
+mod store;
+mod tracking;
+mod write;
 
 pub use error::{Error, Result};
+pub use format::FormatVersion;
+pub use format::config::StoreConfig;
+pub use format::policy::{
+    BlockSize, DeltaMode, Percent, Policy, PolicyOverrides, format_size, parse_optional, parse_size,
+};
+pub use format::snapshot::{
+    Entry, EntryKind, FileContent, Metadata, PrevEntry, Snapshot, SnapshotId, SnapshotStats, Storage,
+};
+pub use format::time::rfc3339;
 pub use id::{ObjectId, VersionId};
+pub use read::history::{FileHistory, HistoryEntry, VersionState, file_history};
+pub use read::reader::FileReader;
+pub use read::restore::{RestoreOptions, RestoreSummary, restore};
+pub use read::stream::Window;
+pub use read::verify::{Problem, VerifyOptions, VerifyReport, verify};
+pub use store::{DEFAULT_CACHE_BYTES, Store, StoreOptions, WriterLock};
+pub use tracking::list::ListProvider;
+pub use tracking::ranges::RangeSet;
+pub use tracking::reflink::{REF_DIR_NAME, ReflinkProvider};
+pub use tracking::{ChangeProvider, ChangeSource, DEFAULT_VERIFY_SAMPLE, TrackedChanges, TrackedInput, Tracking};
+pub use write::progress::WriteProgress;
+pub use write::{Decision, EntryError, FileReport, WriteOptions, WriteSummary, write_snapshot};
+
+/// The change log of `backup-fs track`, for the tracker that writes it.
+pub mod change_log {
+    pub use crate::format::changelog::{CutPoint, FileKey, RecordKind};
+    pub use crate::tracking::changelog::{LogPaths, LogWriter};
+    #[cfg(unix)]
+    pub use crate::tracking::fanotify::FanotifyProvider;
+}

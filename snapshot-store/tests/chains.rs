@@ -6,12 +6,10 @@ use std::fs;
 use std::path::Path;
 
 use proptest::prelude::*;
-use snapshot_store::policy::{BlockSize, DeltaMode, Percent, Policy};
-use snapshot_store::progress::WriteProgress;
-use snapshot_store::snapshot::SnapshotId;
-use snapshot_store::store::Store;
-use snapshot_store::verify::{VerifyOptions, verify};
-use snapshot_store::write::{WriteOptions, write_snapshot};
+use snapshot_store::{
+    BlockSize, DeltaMode, Percent, Policy, SnapshotId, Store, VerifyOptions, WriteOptions, WriteProgress, verify,
+    write_snapshot,
+};
 
 mod common;
 use common::pseudo;
@@ -148,7 +146,7 @@ proptest! {
         for (id, expected) in &history {
             let snap = store.snapshot(id).unwrap();
             let entry = snap.entry(snap.lookup(b"data").unwrap()).unwrap();
-            let reader = store.open_content(&entry.content.unwrap(), entry.meta.size).unwrap();
+            let reader = snapshot_store::FileReader::open(&store, &entry.content.unwrap(), entry.meta.size).unwrap();
             prop_assert_eq!(reader.size(), expected.len() as u64);
             // Read it back in pieces of varying sizes at varying offsets.
             let mut got = vec![0u8; expected.len()];

@@ -4,12 +4,9 @@
 use std::fs;
 use std::sync::Arc;
 
-use snapshot_store::policy::{BlockSize, Policy};
-use snapshot_store::progress::WriteProgress;
-use snapshot_store::read::FileReader;
-use snapshot_store::snapshot::Snapshot;
-use snapshot_store::store::{Store, StoreOptions};
-use snapshot_store::write::{WriteOptions, write_snapshot};
+use snapshot_store::{
+    BlockSize, FileReader, Policy, Snapshot, Store, StoreOptions, WriteOptions, WriteProgress, write_snapshot,
+};
 
 mod common;
 use common::pseudo;
@@ -58,7 +55,7 @@ fn many_threads_read_random_ranges_of_many_versions() {
             let snap = reader_store.snapshot(id).unwrap();
             let e = snap.entry(snap.lookup(b"f").unwrap()).unwrap();
             (
-                reader_store.open_content(&e.content.unwrap(), e.meta.size).unwrap(),
+                snapshot_store::FileReader::open(&reader_store, &e.content.unwrap(), e.meta.size).unwrap(),
                 Arc::new(bytes.clone()),
             )
         })

@@ -9,13 +9,10 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use proptest::prelude::*;
-use snapshot_store::policy::{BlockSize, DeltaMode, Policy};
-use snapshot_store::progress::WriteProgress;
-use snapshot_store::ranges::RangeSet;
-use snapshot_store::store::Store;
-use snapshot_store::tracked::{ChangeSource, ListProvider, Tracking};
-use snapshot_store::verify::{VerifyOptions, verify};
-use snapshot_store::write::{WriteOptions, write_snapshot};
+use snapshot_store::{
+    BlockSize, ChangeSource, DeltaMode, ListProvider, Policy, RangeSet, Store, Tracking, VerifyOptions, WriteOptions,
+    WriteProgress, verify, write_snapshot,
+};
 
 mod common;
 use common::pseudo;
@@ -84,10 +81,10 @@ fn write_in_place(path: &Path, data: &[u8]) {
     f.set_len(data.len() as u64).unwrap();
 }
 
-fn read_back(store: &Store, id: &snapshot_store::snapshot::SnapshotId) -> Vec<u8> {
+fn read_back(store: &Store, id: &snapshot_store::SnapshotId) -> Vec<u8> {
     let snap = store.snapshot(id).unwrap();
     let e = snap.entry(snap.lookup(b"data").unwrap()).unwrap();
-    let r = store.open_content(&e.content.unwrap(), e.meta.size).unwrap();
+    let r = snapshot_store::FileReader::open(store, &e.content.unwrap(), e.meta.size).unwrap();
     let mut out = vec![0u8; r.size() as usize];
     r.read_at(0, &mut out).unwrap();
     out

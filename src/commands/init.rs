@@ -4,8 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use snapshot_store::policy::Policy;
-use snapshot_store::store::Store;
+use snapshot_store::{Policy, Store};
 
 use crate::cli::PolicyArgs;
 

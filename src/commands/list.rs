@@ -4,8 +4,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use serde_json::json;
-use snapshot_store::store::Store;
-use snapshot_store::timefmt::rfc3339;
+use snapshot_store::{Store, rfc3339};
 
 use crate::human;
 

@@ -5,10 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use serde_json::json;
-use snapshot_store::id::VersionId;
-use snapshot_store::snapshot::{EntryKind, Storage};
-use snapshot_store::store::Store;
-use snapshot_store::timefmt::rfc3339;
+use snapshot_store::{EntryKind, Storage, Store, VersionId, rfc3339};
 
 use crate::human;
 

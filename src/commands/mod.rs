@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, anyhow};
-use snapshot_store::store::Store;
+use snapshot_store::Store;
 
 use crate::cli::{Cli, Command};
 

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use snapshot_store::store::{Store, StoreOptions};
+use snapshot_store::{Store, StoreOptions};
 
 use crate::cli::MountArgs;
 #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]

@@ -5,8 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use snapshot_store::restore::{RestoreOptions, restore};
-use snapshot_store::store::Store;
+use snapshot_store::{RestoreOptions, Store, restore};
 
 use super::path_arg;
 use crate::human;

@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use snapshot_store::store::Store;
+use snapshot_store::Store;
 
 #[cfg(target_os = "linux")]
 pub fn run(store: &Store, source: &Path) -> Result<ExitCode> {

@@ -5,8 +5,7 @@ use std::time::Instant;
 
 use anyhow::Result;
 use serde_json::json;
-use snapshot_store::store::Store;
-use snapshot_store::verify::{VerifyOptions, verify};
+use snapshot_store::{Store, VerifyOptions, verify};
 
 use crate::human;
 

@@ -7,9 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde_json::json;
-use snapshot_store::progress::WriteProgress;
-use snapshot_store::store::Store;
-use snapshot_store::write::{WriteOptions, write_snapshot};
+use snapshot_store::{Store, WriteOptions, WriteProgress, write_snapshot};
 
 use crate::cli::PolicyArgs;
 use crate::human;

@@ -189,7 +189,7 @@ fn a_second_writer_waits_or_fails_clearly() {
     let src = env.path("src");
     fs::create_dir(&src).unwrap();
     fs::write(src.join("f"), b"x").unwrap();
-    let store = snapshot_store::store::Store::open(&env.store).unwrap();
+    let store = snapshot_store::Store::open(&env.store).unwrap();
     let lock = store.lock_writer(false).unwrap();
     let out = env.run(&["write", src.to_str().unwrap(), "--no-wait"]);
     assert_eq!(out.status.code(), Some(1));

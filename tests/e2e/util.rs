@@ -198,7 +198,16 @@ pub fn chmod(path: &Path, mode: u32) {
 
 /// Sets mtime (ns since the epoch) without following symlinks.
 pub fn set_mtime(path: &Path, ns: i64) {
-    snapshot_store::meta::set_mtime(path, ns).unwrap();
+    use rustix::fs::{AtFlags, CWD, Timespec, Timestamps, utimensat};
+    let ts = Timespec {
+        tv_sec: ns.div_euclid(1_000_000_000),
+        tv_nsec: ns.rem_euclid(1_000_000_000) as _,
+    };
+    let times = Timestamps {
+        last_access: ts,
+        last_modification: ts,
+    };
+    utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW).unwrap();
 }
 
 /// What the tests compare of one entry.

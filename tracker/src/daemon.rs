@@ -16,8 +16,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use snapshot_store::changelog::{CutPoint, FileKey, LogPaths, LogWriter, RecordKind};
-use snapshot_store::ranges::RangeSet;
+use snapshot_store::RangeSet;
+use snapshot_store::change_log::{CutPoint, FileKey, LogPaths, LogWriter, RecordKind};
 
 use crate::fanotify::Group;
 use crate::scan::hidden_writers;
@@ -384,5 +384,7 @@ fn session_id() -> [u8; 16] {
 }
 
 fn now_ns() -> i64 {
-    snapshot_store::timefmt::now_ns()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
 }

@@ -1,0 +1,82 @@
+//! The store's configuration file (`config`): its id, creation time and default policy.
+#![deny(clippy::indexing_slicing, clippy::unwrap_used)]
+
+use crate::error::Result;
+use crate::format::codec::{Decoder, Encoder};
+use crate::format::policy::Policy;
+
+/// The store's configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// Unique id of this store (blake3 of its path, the creating process and the time).
+    pub store_id: [u8; 16],
+    /// Creation time, ns since the epoch.
+    pub created_ns: i64,
+    /// The default policy for `write`.
+    pub policy: Policy,
+}
+
+impl StoreConfig {
+    /// Encodes the payload of `config`.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut e = Encoder::new();
+        e.raw(&self.store_id);
+        e.i64(self.created_ns);
+        self.policy.encode(&mut e);
+        e.into_bytes()
+    }
+
+    /// Decodes the payload of `config`; `what` names it in errors.
+    pub(crate) fn decode(payload: &[u8], what: &str) -> Result<Self> {
+        let mut d = Decoder::new(payload, what);
+        let mut store_id = [0u8; 16];
+        store_id.copy_from_slice(d.take(16)?);
+        let created_ns = d.i64()?;
+        let policy = Policy::decode(&mut d)?;
+        d.finish()?;
+        Ok(StoreConfig {
+            store_id,
+            created_ns,
+            policy,
+        })
+    }
+
+    /// The first 8 bytes of the store id as 16 hex digits (names this store's reference copies).
+    pub fn short_id(&self) -> String {
+        self.store_id.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn sample() -> StoreConfig {
+        StoreConfig {
+            store_id: [7; 16],
+            created_ns: -3,
+            policy: Policy::default(),
+        }
+    }
+
+    #[test]
+    fn roundtrip_and_truncation() {
+        let c = sample();
+        let p = c.encode();
+        assert_eq!(StoreConfig::decode(&p, "c").unwrap(), c);
+        for cut in 0..p.len() {
+            assert!(StoreConfig::decode(&p[..cut], "c").is_err(), "cut {cut}");
+        }
+        let mut long = p.clone();
+        long.push(0);
+        assert!(StoreConfig::decode(&long, "c").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn garbage_never_panics(data: Vec<u8>) {
+            let _ = StoreConfig::decode(&data, "g");
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! The platform layer, and the one place for platform `cfg`: durable and positioned file I/O,
+//! entry metadata, sparse files, FIEMAP, clones. Everything above it is platform-independent.
+
+pub(crate) mod clone;
+pub(crate) mod fiemap;
+pub(crate) mod file;
+pub(crate) mod meta;
+pub(crate) mod sparse;

@@ -1,0 +1,8 @@
+//! Data objects in the store: opening one and reading its verified frames, and writing a new
+//! one to a temporary file. The byte layout is `format::object`.
+
+mod reader;
+mod writer;
+
+pub(crate) use reader::{Access, DataObject};
+pub(crate) use writer::{DataObjectWriter, FinishedObject, LiteralSink};

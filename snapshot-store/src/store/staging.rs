@@ -1,0 +1,236 @@
+//! Staging of new store files during a write, and the atomic commit.
+//!
+//! Everything a write produces goes to `tmp/` first. `commit` then (1) flushes every staged file to
+//! disk, (2) renames each into place, never replacing an existing file, (3) flushes the directories
+//! that received them, (4) writes the snapshot manifest the same way, last. A crash before (4)
+//! leaves the store as it was plus unreferenced files; the manifest's rename is the commit point.
+
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+use parking_lot::Mutex;
+use rayon::prelude::*;
+
+use crate::error::{Error, IoContext, Result};
+use crate::format::envelope::{self, Kind};
+use crate::format::snapshot::{Snapshot, SnapshotId};
+use crate::format::version::FileVersion;
+use crate::id::{ObjectId, VersionId};
+use crate::os::file as fsio;
+use crate::store::object::FinishedObject;
+use crate::store::{Store, WriterLock};
+
+#[derive(Debug)]
+struct Pending {
+    temp: PathBuf,
+    dest: PathBuf,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    pending: Vec<Pending>,
+    objects: HashSet<ObjectId>,
+    versions: HashSet<VersionId>,
+    bytes: u64,
+}
+
+/// Files written by one snapshot write, waiting for the commit.
+#[derive(Debug)]
+pub struct Staging {
+    store: Store,
+    state: Mutex<State>,
+}
+
+impl Staging {
+    /// Starts staging for `store` (the writer lock proves exclusive access).
+    pub fn new(store: &Store, _lock: &WriterLock) -> Self {
+        Staging {
+            store: store.clone(),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    /// True when object `id` exists in the store or is staged.
+    pub fn has_object(&self, id: &ObjectId) -> bool {
+        self.state.lock().objects.contains(id) || self.store.has_object(id)
+    }
+
+    /// True when version `id` exists in the store or is staged.
+    pub fn has_version(&self, id: &VersionId) -> bool {
+        self.state.lock().versions.contains(id) || self.store.has_version(id)
+    }
+
+    /// Bytes staged so far.
+    pub fn bytes(&self) -> u64 {
+        self.state.lock().bytes
+    }
+
+    /// Stages a finished data object; returns the bytes it adds (0 when the object already
+    /// exists, in which case the temporary file is deleted).
+    pub fn add_data_object(&self, obj: FinishedObject) -> Result<u64> {
+        let mut st = self.state.lock();
+        if st.objects.contains(&obj.id) || self.store.has_object(&obj.id) {
+            drop(st);
+            fs::remove_file(&obj.temp).at(&obj.temp)?;
+            return Ok(0);
+        }
+        st.objects.insert(obj.id);
+        st.bytes += obj.stored_len;
+        st.pending.push(Pending {
+            temp: obj.temp,
+            dest: self.store.object_path(&obj.id),
+        });
+        Ok(obj.stored_len)
+    }
+
+    /// Stages an envelope object (signature, extent map) named `id`; returns the bytes added.
+    pub fn add_envelope_object(&self, id: ObjectId, kind: Kind, payload: &[u8]) -> Result<u64> {
+        if self.has_object(&id) {
+            return Ok(0);
+        }
+        let sealed = envelope::seal(kind, payload);
+        let temp = write_temp(&self.store.tmp_dir(), &sealed)?;
+        let mut st = self.state.lock();
+        if !st.objects.insert(id) {
+            drop(st);
+            fs::remove_file(&temp).at(&temp)?;
+            return Ok(0);
+        }
+        st.bytes += sealed.len() as u64;
+        st.pending.push(Pending {
+            temp,
+            dest: self.store.object_path(&id),
+        });
+        Ok(sealed.len() as u64)
+    }
+
+    /// Stages a version record; returns the bytes added (0 if that version exists).
+    pub fn add_version(&self, v: &FileVersion) -> Result<u64> {
+        if self.has_version(&v.id) {
+            return Ok(0);
+        }
+        let sealed = envelope::seal(Kind::Version, &v.encode());
+        let temp = write_temp(&self.store.tmp_dir(), &sealed)?;
+        let mut st = self.state.lock();
+        if !st.versions.insert(v.id) {
+            drop(st);
+            fs::remove_file(&temp).at(&temp)?;
+            return Ok(0);
+        }
+        st.bytes += sealed.len() as u64;
+        st.pending.push(Pending {
+            temp,
+            dest: self.store.version_path(&v.id),
+        });
+        Ok(sealed.len() as u64)
+    }
+
+    /// Deletes every staged file (the write is abandoned).
+    pub fn abandon(self) {
+        for p in self.state.into_inner().pending {
+            let _ = fs::remove_file(&p.temp);
+        }
+    }
+
+    /// Makes the staged files durable and in place, then writes `snapshot` as the commit point.
+    /// The snapshot's id may be bumped (`-NN`) if another snapshot took it; the final id and the
+    /// manifest's size are returned.
+    pub fn commit(self, mut snapshot: Snapshot) -> Result<(SnapshotId, u64)> {
+        let store = self.store.clone();
+        let pending = std::mem::take(&mut self.state.lock().pending);
+        let result = commit_files(&pending);
+        if let Err(e) = result {
+            for p in &pending {
+                let _ = fs::remove_file(&p.temp);
+            }
+            return Err(e);
+        }
+        if snapshot.entries.iter().any(|e| !e.meta.xattrs.is_empty()) {
+            mark_xattrs(&store)?;
+        }
+        // The manifest: the commit point.
+        let dir = store.root().join("snapshots");
+        for _ in 0..100 {
+            let sealed = envelope::seal(Kind::Snapshot, &snapshot.encode());
+            let temp = write_temp(&store.tmp_dir(), &sealed)?;
+            File::open(&temp).and_then(|f| f.sync_all()).at(&temp)?;
+            let dest = store.snapshot_path(&snapshot.id);
+            if fsio::rename_noreplace(&temp, &dest)? {
+                fsio::sync_dir(&dir)?;
+                return Ok((snapshot.id, sealed.len() as u64));
+            }
+            fs::remove_file(&temp).at(&temp)?;
+            snapshot.id = next_id(&snapshot.id)?;
+        }
+        Err(Error::InvalidArgument("could not find a free snapshot id".into()))
+    }
+}
+
+/// Creates the store's `xattrs` marker (durably) unless it exists, so that readers deciding
+/// whether to serve extended attributes see it before the manifest that needs it.
+fn mark_xattrs(store: &Store) -> Result<()> {
+    let marker = store.xattrs_marker_path();
+    if marker.exists() {
+        return Ok(());
+    }
+    File::create(&marker).and_then(|f| f.sync_all()).at(&marker)?;
+    fsio::sync_dir(store.root())
+}
+
+/// The id after `id` within the same second (`-01`, `-02`, ...).
+pub(crate) fn next_id(id: &SnapshotId) -> Result<SnapshotId> {
+    let s = id.as_str();
+    let (stamp, n) = match s.len() {
+        20 => (s, 0),
+        _ => (&s[..20], s[21..].parse::<u32>().unwrap_or(0)),
+    };
+    if n >= 99 {
+        return Err(Error::InvalidArgument(format!(
+            "more than 99 snapshots within the second {stamp}; wait a second and retry"
+        )));
+    }
+    SnapshotId::parse(&format!("{stamp}-{:02}", n + 1))
+        .ok_or_else(|| Error::InvalidArgument(format!("bad snapshot id {s}")))
+}
+
+fn write_temp(tmp_dir: &Path, bytes: &[u8]) -> Result<PathBuf> {
+    use std::io::Write;
+    let (mut f, temp) = fsio::create_temp(tmp_dir, "stage")?;
+    if let Err(e) = f.write_all(bytes) {
+        drop(f);
+        let _ = fs::remove_file(&temp);
+        return Err(Error::io(&temp, e));
+    }
+    Ok(temp)
+}
+
+fn commit_files(pending: &[Pending]) -> Result<()> {
+    // (1) Flush contents. fsync calls are I/O-bound: run several at once.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(8)
+        .build()
+        .map_err(|e| Error::io("fsync pool", std::io::Error::other(e)))?;
+    pool.install(|| {
+        pending
+            .par_iter()
+            .try_for_each(|p| File::open(&p.temp).and_then(|f| f.sync_all()).at(&p.temp))
+    })?;
+    // (2) Move into place.
+    let mut dirs: HashSet<PathBuf> = HashSet::new();
+    for p in pending {
+        let parent = p.dest.parent().unwrap_or(Path::new("."));
+        if dirs.insert(parent.to_path_buf()) && !parent.exists() {
+            fsio::ensure_dir(parent)?;
+            if let Some(grand) = parent.parent() {
+                dirs.insert(grand.to_path_buf());
+            }
+        }
+        if !fsio::rename_noreplace(&p.temp, &p.dest)? {
+            fs::remove_file(&p.temp).at(&p.temp)?;
+        }
+    }
+    // (3) Flush the directories that received files.
+    let dirs: Vec<PathBuf> = dirs.into_iter().collect();
+    pool.install(|| dirs.par_iter().try_for_each(|d| fsio::sync_dir(d)))
+}

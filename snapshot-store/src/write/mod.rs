@@ -1,0 +1,91 @@
+//! The write layer: recording one snapshot of a source.
+//!
+//! The tree is walked first (`walk`, metadata only), so unchanged files are known before anything
+//! is read. Changed files are then written (`file`): large ones one at a time, each using every
+//! core; small ones several at a time. Each file takes one of two paths: the compare path
+//! (`compare`: read it whole, match it against its base's signature) or, when a change source
+//! knows its changed ranges completely, the tracked path (`tracked`: read only those). Both build
+//! the same records (`assemble`). Everything goes to the store's staging area and is committed at
+//! the end; unreadable entries are reported and left out; store errors abort the write and leave
+//! the store as it was.
+
+mod assemble;
+mod compare;
+mod file;
+mod hashing;
+mod limits;
+mod matcher;
+mod outcome;
+pub(crate) mod progress;
+mod snapshot;
+mod source;
+mod tracked;
+mod walk;
+mod writer;
+
+use std::path::PathBuf;
+
+use crate::format::policy::Policy;
+use crate::format::snapshot::{SnapshotId, SnapshotStats};
+use crate::tracking::ChangeSource;
+
+pub use outcome::Decision;
+pub use snapshot::write_snapshot;
+
+/// Options of one write.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// The policy for this write (the store default with per-run overrides applied).
+    pub policy: Policy,
+    /// Wait for another writer to finish instead of failing.
+    pub wait_for_lock: bool,
+    /// Paths not to back up (absolute).
+    pub exclude: Vec<PathBuf>,
+}
+
+/// What happened to one file that was read.
+#[derive(Debug, Clone)]
+pub struct FileReport {
+    /// Path relative to the snapshot root.
+    pub path: String,
+    /// What was stored.
+    pub decision: Decision,
+    /// Why a full was stored, when it was.
+    pub reason: Option<String>,
+    /// Size of the file.
+    pub size: u64,
+    /// Bytes read from the source.
+    pub bytes_read: u64,
+    /// New (literal) bytes of the version before compression.
+    pub delta_bytes: u64,
+    /// Bytes added to the store for it.
+    pub stored_bytes: u64,
+    /// The content was already in the store.
+    pub deduplicated: bool,
+    /// With change tracking on: where the changed ranges came from (`None`: compared).
+    pub change_source: Option<ChangeSource>,
+}
+
+/// An entry that could not be backed up.
+#[derive(Debug, Clone)]
+pub struct EntryError {
+    /// Path relative to the snapshot root.
+    pub path: String,
+    /// What went wrong.
+    pub error: String,
+}
+
+/// The result of a write.
+#[derive(Debug, Clone)]
+pub struct WriteSummary {
+    /// The new snapshot.
+    pub snapshot: SnapshotId,
+    /// Its totals.
+    pub stats: SnapshotStats,
+    /// Every file that was read (new or changed metadata).
+    pub files: Vec<FileReport>,
+    /// Entries left out.
+    pub errors: Vec<EntryError>,
+    /// The snapshot this one was compared with.
+    pub parent: Option<SnapshotId>,
+}

@@ -1,0 +1,295 @@
+//! Recording one snapshot: the walk, the files' writes, the collection of their outcomes into
+//! the tree, and the commit.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::format::snapshot::{EntryKind, FileContent, Metadata, Snapshot, SnapshotId, SnapshotStats};
+use crate::os::meta::{hostname, os_bytes};
+use crate::store::Store;
+use crate::store::staging::{Staging, next_id};
+use crate::tracking::Tracking;
+use crate::tracking::reflink::REF_DIR_NAME;
+use crate::write::outcome::{Decision, Failure, FileOutcome};
+use crate::write::progress::WriteProgress;
+use crate::write::walk::{Job, Walk, walk};
+use crate::write::writer::FileWriter;
+use crate::write::{EntryError, FileReport, WriteOptions, WriteSummary};
+
+/// Files at least this large are written one at a time with all cores.
+const LARGE_FILE: u64 = 8 << 20;
+
+/// What the files' writes gave, collected.
+#[derive(Default)]
+struct Collected {
+    reports: Vec<FileReport>,
+    contents: HashMap<usize, FileContent>,
+    bytes_read: u64,
+    files_new: u64,
+    files_changed: u64,
+    files_unchanged: u64,
+}
+
+/// Records a snapshot of `source` into `store`, asking `tracking`'s change sources (if any) for
+/// changed ranges before comparing files.
+pub fn write_snapshot(
+    store: &Store,
+    source: &Path,
+    opts: &WriteOptions,
+    tracking: Option<&Tracking>,
+    progress: &WriteProgress,
+) -> Result<WriteSummary> {
+    let source = canonical_source(source)?;
+    let start_ns = crate::format::time::now_ns();
+    let lock = store.lock_writer(opts.wait_for_lock)?;
+    store.clean_tmp(&lock)?;
+    let parent = previous_snapshot(store, &source)?;
+    let exclude = excluded(store, &source, &opts.exclude, tracking);
+    let mut walk = walk(store, &source, parent.as_deref(), &exclude, progress)?;
+    progress.files_total.store(walk.jobs.len() as u64, Ordering::Relaxed);
+    progress
+        .bytes_total
+        .store(walk.jobs.iter().map(|j| j.size).sum(), Ordering::Relaxed);
+
+    let staging = Staging::new(store, &lock);
+    let writer = FileWriter {
+        store,
+        staging: &staging,
+        policy: &opts.policy,
+        progress,
+        tracking,
+    };
+    let results = run_jobs(&writer, &walk.jobs, progress);
+    let collected = match collect(results, &mut walk, tracking) {
+        Ok(c) => c,
+        Err(e) => {
+            staging.abandon();
+            notify(tracking, |p| p.abandoned());
+            return Err(e);
+        }
+    };
+    link_hard_links(&mut walk, &collected.contents);
+    let Collected { mut reports, .. } = collected;
+    reports.sort_by(|a, b| a.path.cmp(&b.path));
+    let entries = walk.tree.finish();
+    let mut stats = SnapshotStats {
+        files_new: collected.files_new,
+        files_changed: collected.files_changed,
+        files_unchanged: collected.files_unchanged,
+        bytes_read: collected.bytes_read,
+        errors: walk.errors.len() as u64,
+        stored_bytes: staging.bytes(),
+        ..SnapshotStats::default()
+    };
+    for e in &entries {
+        match e.kind {
+            EntryKind::File => {
+                stats.files += 1;
+                stats.bytes += e.meta.size;
+            }
+            EntryKind::Dir => stats.dirs += 1,
+            _ => stats.others += 1,
+        }
+    }
+    let snapshot = Snapshot {
+        id: new_snapshot_id(store, start_ns)?,
+        time_ns: start_ns,
+        source: os_bytes(source.as_os_str()),
+        host: hostname(),
+        stats,
+        entries,
+    };
+    let committed_copy = tracking.map(|_| snapshot.clone());
+    let (id, manifest_len) = match staging.commit(snapshot) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = store.clean_tmp(&lock);
+            notify(tracking, |p| p.abandoned());
+            return Err(e);
+        }
+    };
+    if let Some(snap) = committed_copy {
+        notify(tracking, |p| p.committed(&snap));
+    }
+    stats.stored_bytes += manifest_len;
+    drop(lock);
+    Ok(WriteSummary {
+        snapshot: id,
+        stats,
+        files: reports,
+        errors: walk.errors,
+        parent: parent.map(|p| p.id.clone()),
+    })
+}
+
+/// The canonical path of the source, or an error naming it.
+fn canonical_source(source: &Path) -> Result<PathBuf> {
+    fs::canonicalize(source).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::io(source, std::io::Error::new(e.kind(), "source does not exist"))
+        } else {
+            Error::io(source, e)
+        }
+    })
+}
+
+/// Paths never backed up: those asked for, the store itself, change tracking's reference copies
+/// (of any store) and whatever the change sources own.
+fn excluded(store: &Store, source: &Path, asked: &[PathBuf], tracking: Option<&Tracking>) -> Vec<PathBuf> {
+    let canonical = |p: PathBuf| fs::canonicalize(&p).unwrap_or(p);
+    let mut exclude = asked.to_vec();
+    exclude.push(canonical(store.root().to_path_buf()));
+    exclude.push(canonical(source.join(REF_DIR_NAME)));
+    if let Some(t) = tracking {
+        exclude.extend(t.providers.iter().flat_map(|p| p.excluded()).map(canonical));
+    }
+    exclude
+}
+
+/// Writes every job: large files one at a time (each using every core), small ones in parallel.
+fn run_jobs(
+    writer: &FileWriter<'_>,
+    jobs: &[Job],
+    progress: &WriteProgress,
+) -> Vec<(usize, std::result::Result<FileOutcome, Failure>)> {
+    let (large, small): (Vec<&Job>, Vec<&Job>) = jobs.iter().partition(|j| j.size >= LARGE_FILE);
+    let run = |job: &Job| {
+        *progress.current.lock() = job.rel.clone();
+        let r = writer.write(&job.path, &job.rel, job.prev.as_ref());
+        progress.files_done.fetch_add(1, Ordering::Relaxed);
+        (job.node, r)
+    };
+    let mut results: Vec<_> = large.into_iter().map(run).collect();
+    results.extend(small.par_iter().map(|j| run(j)).collect::<Vec<_>>());
+    results
+}
+
+/// Puts the files' outcomes into the tree and the report; a file that could not be read is left
+/// out and listed; a store failure aborts the write.
+fn collect(
+    results: Vec<(usize, std::result::Result<FileOutcome, Failure>)>,
+    walk: &mut Walk,
+    tracking: Option<&Tracking>,
+) -> Result<Collected> {
+    let jobs: HashMap<usize, (String, Option<FileContent>)> = walk
+        .jobs
+        .iter()
+        .map(|j| (j.node, (j.rel.clone(), j.prev.as_ref().map(|p| p.content))))
+        .collect();
+    let mut c = Collected {
+        files_unchanged: walk.unchanged,
+        ..Collected::default()
+    };
+    for (node, result) in results {
+        let Some((rel, prev)) = jobs.get(&node) else { continue };
+        let o = match result {
+            Ok(o) => o,
+            Err(Failure::Source(e)) => {
+                walk.errors.push(EntryError {
+                    path: rel.clone(),
+                    error: e.to_string(),
+                });
+                walk.tree.remove(node);
+                continue;
+            }
+            Err(Failure::Store(e)) => return Err(e),
+        };
+        c.bytes_read += o.bytes_read;
+        notify(tracking, |p| p.written(rel, o.content.version));
+        let same_as_before = prev.is_some_and(|p| p.version == o.content.version);
+        if same_as_before {
+            c.files_unchanged += 1;
+        } else if prev.is_some() {
+            c.files_changed += 1;
+        } else {
+            c.files_new += 1;
+        }
+        c.reports.push(FileReport {
+            path: rel.clone(),
+            decision: if same_as_before {
+                Decision::Unchanged
+            } else {
+                o.decision
+            },
+            reason: o.reason.clone(),
+            size: o.meta.size,
+            bytes_read: o.bytes_read,
+            delta_bytes: o.literal_bytes,
+            stored_bytes: o.stored_bytes,
+            deduplicated: o.deduplicated && !same_as_before,
+            change_source: o.change_source,
+        });
+        c.contents.insert(node, o.content);
+        if let Some(e) = walk.tree.entry_mut(node) {
+            let xattrs = std::mem::take(&mut e.meta.xattrs);
+            e.meta = Metadata { xattrs, ..o.meta };
+            e.content = Some(o.content);
+        }
+    }
+    Ok(c)
+}
+
+/// Gives every hard link its first link's content; a link to a file that could not be backed up
+/// is left out and listed.
+fn link_hard_links(walk: &mut Walk, contents: &HashMap<usize, FileContent>) {
+    for (link, first, rel) in std::mem::take(&mut walk.links) {
+        let content = contents
+            .get(&first)
+            .copied()
+            .or_else(|| walk.tree.entry_mut(first).and_then(|e| e.content));
+        match content {
+            Some(c) => {
+                if let Some(e) = walk.tree.entry_mut(link) {
+                    e.content = Some(c);
+                }
+            }
+            None => {
+                walk.tree.remove(link);
+                walk.errors.push(EntryError {
+                    path: rel,
+                    error: "hard link to a file that could not be backed up".into(),
+                });
+            }
+        }
+    }
+}
+
+/// Tells every change source something.
+fn notify(tracking: Option<&Tracking>, f: impl Fn(&dyn crate::tracking::ChangeProvider)) {
+    if let Some(t) = tracking {
+        t.providers.iter().for_each(|p| f(p.as_ref()));
+    }
+}
+
+/// The newest snapshot of the same source, if any.
+fn previous_snapshot(store: &Store, source: &Path) -> Result<Option<Arc<Snapshot>>> {
+    let want = os_bytes(source.as_os_str());
+    for id in store.snapshot_ids()?.iter().rev() {
+        let snap = store.snapshot(id)?;
+        if snap.source == want {
+            return Ok(Some(snap));
+        }
+    }
+    Ok(None)
+}
+
+/// A fresh id at `time_ns` that sorts after every existing snapshot.
+fn new_snapshot_id(store: &Store, time_ns: i64) -> Result<SnapshotId> {
+    let mut id = SnapshotId::at(time_ns, 0);
+    if let Some(last) = store.snapshot_ids()?.last() {
+        if id.as_str()[..20] < last.as_str()[..20] {
+            // The clock went back: keep ids sorted by continuing after the newest.
+            id = last.clone();
+        }
+        while id <= *last {
+            id = next_id(&id)?;
+        }
+    }
+    Ok(id)
+}

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use snapshot_store::{EntryKind, Error, Store};
+use snapshot_store::{EntryKind, Error, FileReader, Store};
 
 use super::path_arg;
 
@@ -30,7 +30,7 @@ pub fn run(store: &Store, snapshot: &str, path: &str) -> Result<ExitCode> {
     let content = entry
         .content
         .ok_or_else(|| Error::corrupt(format!("snapshot {id}"), format!("{path} has no content")))?;
-    let reader = snapshot_store::FileReader::open(store, &content, entry.meta.size)?;
+    let reader = FileReader::open(store, &content, entry.meta.size)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     reader

@@ -1,81 +1,31 @@
 //! `backup-fs log PATH`.
 
-use std::collections::HashSet;
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use serde_json::json;
-use snapshot_store::{EntryKind, Storage, Store, VersionId, rfc3339};
+use snapshot_store::{Store, file_history, rfc3339};
 
 use crate::human;
 
-struct Row {
-    snapshot: String,
-    time: String,
-    size: u64,
-    kind: &'static str,
-    depth: u32,
-    stored: u64,
-    version: String,
-}
-
 pub fn run(store: &Store, path: &str, json: bool) -> Result<ExitCode> {
-    let mut rows = Vec::new();
-    let mut previous: Option<VersionId> = None;
-    let mut seen: HashSet<VersionId> = HashSet::new();
-    for id in store.snapshot_ids()? {
-        let snap = store.snapshot(&id)?;
-        let Some(e) = snap.lookup(path.as_bytes()).and_then(|i| snap.entry(i)) else {
-            previous = None;
-            continue;
-        };
-        if e.kind != EntryKind::File {
-            previous = None;
-            continue;
-        }
-        let Some(c) = e.content else { continue };
-        let first_time = seen.insert(c.version);
-        let (kind, depth, stored) = match c.storage {
-            Storage::Whole => {
-                let stored = if first_time {
-                    store.data_object(&c.version.as_object())?.stored_len()
-                } else {
-                    0
-                };
-                ("whole", 0, stored)
-            }
-            Storage::Chain => {
-                let v = store.version(&c.version)?;
-                (v.kind.as_str(), v.depth, if first_time { v.stored_bytes } else { 0 })
-            }
-        };
-        let kind = if previous == Some(c.version) { "unchanged" } else { kind };
-        previous = Some(c.version);
-        rows.push(Row {
-            snapshot: id.to_string(),
-            time: rfc3339(snap.time_ns),
-            size: e.meta.size,
-            kind,
-            depth,
-            stored,
-            version: c.version.to_hex(),
-        });
-    }
-    if rows.is_empty() {
+    let history = file_history(store, path.as_bytes())?;
+    if history.entries.is_empty() && history.damaged.is_empty() {
         bail!("{path}: no regular file at this path in any snapshot");
     }
     if json {
-        let out: Vec<_> = rows
+        let out: Vec<_> = history
+            .entries
             .iter()
-            .map(|r| {
+            .map(|e| {
                 json!({
-                    "snapshot": r.snapshot,
-                    "time": r.time,
-                    "size": r.size,
-                    "kind": r.kind,
-                    "depth": r.depth,
-                    "stored_bytes": r.stored,
-                    "version": r.version,
+                    "snapshot": e.snapshot.as_str(),
+                    "time": rfc3339(e.time_ns),
+                    "size": e.size,
+                    "kind": e.state.as_str(),
+                    "depth": e.depth,
+                    "stored_bytes": e.stored_bytes,
+                    "version": e.content.version.to_hex(),
                 })
             })
             .collect();
@@ -85,16 +35,23 @@ pub fn run(store: &Store, path: &str, json: bool) -> Result<ExitCode> {
             "{:<24} {:>12} {:<13} {:>5} {:>12}",
             "SNAPSHOT", "SIZE", "KIND", "DEPTH", "STORED"
         );
-        for r in rows {
+        for e in &history.entries {
             println!(
                 "{:<24} {:>12} {:<13} {:>5} {:>12}",
-                r.snapshot,
-                human::size(r.size),
-                r.kind,
-                r.depth,
-                human::size(r.stored)
+                e.snapshot.as_str(),
+                human::size(e.size),
+                e.state.as_str(),
+                e.depth,
+                human::size(e.stored_bytes)
             );
         }
     }
-    Ok(ExitCode::SUCCESS)
+    for (id, e) in &history.damaged {
+        eprintln!("backup-fs: snapshot {id} cannot be read: {e}");
+    }
+    Ok(if history.damaged.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::EXIT_PARTIAL)
+    })
 }

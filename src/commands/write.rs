@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use serde_json::json;
-use snapshot_store::{Store, WriteOptions, WriteProgress, write_snapshot};
+use serde_json::{Value, json};
+use snapshot_store::{FileReport, Store, WriteOptions, WriteProgress, WriteSummary, write_snapshot};
 
 use crate::cli::PolicyArgs;
 use crate::human;
@@ -54,81 +54,13 @@ pub fn run(
     drop(view);
     let summary = summary?;
     let secs = started.elapsed().as_secs_f64();
-    let s = &summary.stats;
     if json {
-        let files: Vec<_> = summary
-            .files
-            .iter()
-            .map(|f| {
-                json!({
-                    "path": f.path,
-                    "decision": f.decision.as_str(),
-                    "reason": f.reason,
-                    "size": f.size,
-                    "bytes_read": f.bytes_read,
-                    "delta_bytes": f.delta_bytes,
-                    "stored_bytes": f.stored_bytes,
-                    "deduplicated": f.deduplicated,
-                    "change_source": if policy.change_tracking {
-                        Some(f.change_source.map_or("compare", |c| c.as_str()))
-                    } else {
-                        None
-                    },
-                })
-            })
-            .collect();
-        let errors: Vec<_> = summary
-            .errors
-            .iter()
-            .map(|e| json!({ "path": e.path, "error": e.error }))
-            .collect();
-        let out = json!({
-            "snapshot": summary.snapshot.as_str(),
-            "parent": summary.parent.as_ref().map(|p| p.as_str()),
-            "source": source.display().to_string(),
-            "policy": opts.policy.to_string(),
-            "files_total": s.files,
-            "files_new": s.files_new,
-            "files_changed": s.files_changed,
-            "files_unchanged": s.files_unchanged,
-            "bytes_total": s.bytes,
-            "bytes_read": s.bytes_read,
-            "bytes_stored": s.stored_bytes,
-            "duration_seconds": secs,
-            "files": files,
-            "errors": errors,
-            "change_tracking": policy.change_tracking.then(|| {
-                let by = |source: Option<&str>| {
-                    let fs: Vec<_> = summary.files.iter().filter(|f| f.change_source.map(|c| c.as_str()) == source).collect();
-                    json!({ "files": fs.len(), "bytes_read": fs.iter().map(|f| f.bytes_read).sum::<u64>() })
-                };
-                json!({
-                    "reflink": by(Some("reflink")),
-                    "fanotify": by(Some("fanotify")),
-                    "list": by(Some("list")),
-                    "compare": by(None),
-                })
-            }),
-        });
-        println!("{}", serde_json::to_string_pretty(&out)?);
-    } else {
-        println!("{}", summary.snapshot);
-        eprintln!(
-            "snapshot {}: {} files ({}), {} new, {} changed, {} unchanged; read {} ({}), stored {} in {}",
-            summary.snapshot,
-            s.files,
-            human::size(s.bytes),
-            s.files_new,
-            s.files_changed,
-            s.files_unchanged,
-            human::size(s.bytes_read),
-            human::rate(s.bytes_read, secs),
-            human::size(s.stored_bytes),
-            human::duration(secs),
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report(&summary, source, &opts, secs))?
         );
-        for e in &summary.errors {
-            eprintln!("backup-fs: skipped {}: {}", e.path, e.error);
-        }
+    } else {
+        print_summary(&summary, secs);
     }
     if summary.errors.is_empty() {
         Ok(ExitCode::SUCCESS)
@@ -140,5 +72,88 @@ pub fn run(
             );
         }
         Ok(ExitCode::from(crate::EXIT_PARTIAL))
+    }
+}
+
+/// The `--json` report of a write.
+fn report(summary: &WriteSummary, source: &Path, opts: &WriteOptions, secs: f64) -> Value {
+    let tracked = opts.policy.change_tracking;
+    let s = &summary.stats;
+    let files: Vec<_> = summary.files.iter().map(|f| file_report(f, tracked)).collect();
+    let errors: Vec<_> = summary
+        .errors
+        .iter()
+        .map(|e| json!({ "path": e.path, "error": e.error }))
+        .collect();
+    json!({
+        "snapshot": summary.snapshot.as_str(),
+        "parent": summary.parent.as_ref().map(|p| p.as_str()),
+        "source": source.display().to_string(),
+        "policy": opts.policy.to_string(),
+        "files_total": s.files,
+        "files_new": s.files_new,
+        "files_changed": s.files_changed,
+        "files_unchanged": s.files_unchanged,
+        "bytes_total": s.bytes,
+        "bytes_read": s.bytes_read,
+        "bytes_stored": s.stored_bytes,
+        "duration_seconds": secs,
+        "files": files,
+        "errors": errors,
+        "change_tracking": tracked.then(|| change_tracking_totals(&summary.files)),
+    })
+}
+
+/// One file of the `--json` report (`change_source` only with change tracking on).
+fn file_report(f: &FileReport, tracked: bool) -> Value {
+    json!({
+        "path": f.path,
+        "decision": f.decision.as_str(),
+        "reason": f.reason,
+        "size": f.size,
+        "bytes_read": f.bytes_read,
+        "delta_bytes": f.delta_bytes,
+        "stored_bytes": f.stored_bytes,
+        "deduplicated": f.deduplicated,
+        "change_source": tracked.then(|| f.change_source.map_or("compare", |c| c.as_str())),
+    })
+}
+
+/// Files and bytes read per change source.
+fn change_tracking_totals(files: &[FileReport]) -> Value {
+    let by = |source: Option<&str>| {
+        let fs: Vec<_> = files
+            .iter()
+            .filter(|f| f.change_source.map(|c| c.as_str()) == source)
+            .collect();
+        json!({ "files": fs.len(), "bytes_read": fs.iter().map(|f| f.bytes_read).sum::<u64>() })
+    };
+    json!({
+        "reflink": by(Some("reflink")),
+        "fanotify": by(Some("fanotify")),
+        "list": by(Some("list")),
+        "compare": by(None),
+    })
+}
+
+/// The id on standard output, a summary line and the skipped entries on standard error.
+fn print_summary(summary: &WriteSummary, secs: f64) {
+    let s = &summary.stats;
+    println!("{}", summary.snapshot);
+    eprintln!(
+        "snapshot {}: {} files ({}), {} new, {} changed, {} unchanged; read {} ({}), stored {} in {}",
+        summary.snapshot,
+        s.files,
+        human::size(s.bytes),
+        s.files_new,
+        s.files_changed,
+        s.files_unchanged,
+        human::size(s.bytes_read),
+        human::rate(s.bytes_read, secs),
+        human::size(s.stored_bytes),
+        human::duration(secs),
+    );
+    for e in &summary.errors {
+        eprintln!("backup-fs: skipped {}: {}", e.path, e.error);
     }
 }

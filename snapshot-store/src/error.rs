@@ -110,6 +110,12 @@ pub enum Error {
     /// An argument or option value is invalid.
     #[error("{0}")]
     InvalidArgument(String),
+    /// A part of backup-fs failed in a way it never should (a bug); nothing was stored.
+    #[error("internal error: {what}; nothing was stored (please report this)")]
+    Internal {
+        /// What failed.
+        what: String,
+    },
 }
 
 impl Error {

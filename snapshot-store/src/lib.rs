@@ -64,6 +64,7 @@
 #![warn(missing_docs)]
 
 mod error;
+mod failpoint;
 mod format;
 mod hash;
 mod id;

@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use rayon::prelude::*;
 
 use crate::error::{Error, IoContext, Result};
+use crate::failpoint::{self, Point};
 use crate::format::envelope::{self, Kind};
 use crate::format::snapshot::{Snapshot, SnapshotId};
 use crate::format::version::FileVersion;
@@ -139,7 +140,7 @@ impl Staging {
     pub fn commit(self, mut snapshot: Snapshot) -> Result<(SnapshotId, u64)> {
         let store = self.store.clone();
         let pending = std::mem::take(&mut self.state.lock().pending);
-        let result = commit_files(&pending);
+        let result = commit_files(store.root(), &pending);
         if let Err(e) = result {
             for p in &pending {
                 let _ = fs::remove_file(&p.temp);
@@ -155,8 +156,10 @@ impl Staging {
             let sealed = envelope::seal(Kind::Snapshot, &snapshot.encode());
             let temp = write_temp(&store.tmp_dir(), &sealed)?;
             File::open(&temp).and_then(|f| f.sync_all()).at(&temp)?;
+            failpoint::check(Point::ManifestWrite, store.root()).at(&temp)?;
             let dest = store.snapshot_path(&snapshot.id);
             if fsio::rename_noreplace(&temp, &dest)? {
+                failpoint::check(Point::ManifestRename, store.root()).at(&dest)?;
                 fsio::sync_dir(&dir)?;
                 return Ok((snapshot.id, sealed.len() as u64));
             }
@@ -205,16 +208,20 @@ fn write_temp(tmp_dir: &Path, bytes: &[u8]) -> Result<PathBuf> {
     Ok(temp)
 }
 
-fn commit_files(pending: &[Pending]) -> Result<()> {
+/// Steps (1) to (3) of the commit protocol for the store at `root`.
+fn commit_files(root: &Path, pending: &[Pending]) -> Result<()> {
     // (1) Flush contents. fsync calls are I/O-bound: run several at once.
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(8)
         .build()
         .map_err(|e| Error::io("fsync pool", std::io::Error::other(e)))?;
     pool.install(|| {
-        pending
-            .par_iter()
-            .try_for_each(|p| File::open(&p.temp).and_then(|f| f.sync_all()).at(&p.temp))
+        pending.par_iter().try_for_each(|p| {
+            File::open(&p.temp)
+                .and_then(|f| f.sync_all())
+                .and_then(|()| failpoint::check(Point::StagedFsync, root))
+                .at(&p.temp)
+        })
     })?;
     // (2) Move into place.
     let mut dirs: HashSet<PathBuf> = HashSet::new();
@@ -229,8 +236,149 @@ fn commit_files(pending: &[Pending]) -> Result<()> {
         if !fsio::rename_noreplace(&p.temp, &p.dest)? {
             fs::remove_file(&p.temp).at(&p.temp)?;
         }
+        failpoint::check(Point::StagedRename, root).at(&p.dest)?;
     }
     // (3) Flush the directories that received files.
     let dirs: Vec<PathBuf> = dirs.into_iter().collect();
-    pool.install(|| dirs.par_iter().try_for_each(|d| fsio::sync_dir(d)))
+    pool.install(|| {
+        dirs.par_iter().try_for_each(|d| {
+            fsio::sync_dir(d)?;
+            failpoint::check(Point::DirFsync, root).at(d)
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::path::Path;
+
+    use crate::failpoint::{Action, Point, arm, disarm};
+    use crate::{
+        EntryKind, FileReader, Policy, Store, VerifyOptions, WriteOptions, WriteProgress, verify, write_snapshot,
+    };
+
+    fn pseudo(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8
+            })
+            .collect()
+    }
+
+    /// Changes the source for write number `n`: the big file (a chain) is edited, two small files
+    /// rewritten (the number of files staged stays the same from one write to the next).
+    fn change(src: &Path, n: u64) {
+        let mut big = std::fs::read(src.join("big")).unwrap_or_else(|_| pseudo(200_000, 7));
+        let at = (n as usize * 40_000) % big.len();
+        big[at..at + 5000].copy_from_slice(&pseudo(5000, n + 100));
+        std::fs::write(src.join("big"), &big).unwrap();
+        std::fs::write(src.join("small"), pseudo(3000, n + 200)).unwrap();
+        std::fs::write(src.join("other"), pseudo(1000, n + 300)).unwrap();
+    }
+
+    /// (snapshot, path) -> blake3 of the content, and snapshot -> manifest bytes.
+    type StoreState = (BTreeMap<(String, Vec<u8>), [u8; 32]>, BTreeMap<String, Vec<u8>>);
+
+    /// Every file of every snapshot as its blake3, read back through the store, and the raw bytes
+    /// of every manifest.
+    fn state(store: &Store) -> StoreState {
+        let mut files = BTreeMap::new();
+        let mut manifests = BTreeMap::new();
+        for id in store.snapshot_ids().unwrap() {
+            manifests.insert(id.to_string(), std::fs::read(store.snapshot_path(&id)).unwrap());
+            let snap = store.snapshot(&id).unwrap();
+            for (i, e) in snap.entries.iter().enumerate() {
+                if e.kind != EntryKind::File {
+                    continue;
+                }
+                let r = FileReader::open(store, &e.content.unwrap(), e.meta.size).unwrap();
+                let mut out = Vec::new();
+                r.copy_to(&mut out, true).unwrap();
+                let key = (id.to_string(), snap.path_of(i as u32));
+                files.insert(key, *blake3::hash(&out).as_bytes());
+            }
+        }
+        (files, manifests)
+    }
+
+    #[test]
+    fn a_failure_after_any_commit_step_leaves_earlier_snapshots_intact() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        let policy = Policy {
+            min_delta_size: 64 << 10,
+            change_tracking: true,
+            ..Policy::default()
+        };
+        let store = Store::init(&dir.path().join("store"), policy).unwrap();
+        let opts = WriteOptions {
+            policy,
+            ..WriteOptions::default()
+        };
+        let write = || write_snapshot(&store, &src, &opts, None, &WriteProgress::default());
+        let mut n = 0;
+        for _ in 0..2 {
+            n += 1;
+            change(&src, n);
+            write().unwrap();
+        }
+        let points = [
+            (Point::StagedFsync, Action::Error),
+            (Point::StagedFsync, Action::Panic),
+            (Point::StagedRename, Action::Error),
+            (Point::StagedRename, Action::Panic),
+            (Point::DirFsync, Action::Error),
+            (Point::DirFsync, Action::Panic),
+            (Point::ManifestWrite, Action::Error),
+            (Point::ManifestWrite, Action::Panic),
+            (Point::ManifestRename, Action::Panic),
+        ];
+        let mut injected = 0;
+        for (point, action) in points {
+            // Every hit of the point in one write: the first, the second, ... until one write
+            // passes the point fewer times than asked (then it committed, and is kept).
+            for nth in 1.. {
+                n += 1;
+                change(&src, n);
+                let before = state(&store);
+                arm(point, store.root(), action, nth);
+                let outcome = catch_unwind(AssertUnwindSafe(write));
+                let fired = !disarm(store.root());
+                let after = state(&store);
+                if !fired {
+                    assert!(matches!(outcome, Ok(Ok(_))), "{point:?} #{nth}: {outcome:?}");
+                    break;
+                }
+                injected += 1;
+                match (action, &outcome) {
+                    (Action::Error, Ok(Err(_))) | (Action::Panic, Err(_)) => {}
+                    _ => panic!("{point:?} {action:?} #{nth}: {outcome:?}"),
+                }
+                if point == Point::ManifestRename {
+                    // After the commit point the new snapshot exists; the earlier ones are intact.
+                    assert_eq!(after.1.len(), before.1.len() + 1);
+                    assert!(before.0.iter().all(|(k, v)| after.0.get(k) == Some(v)));
+                    assert!(before.1.iter().all(|(k, v)| after.1.get(k) == Some(v)));
+                } else {
+                    assert_eq!(before, after, "{point:?} {action:?} #{nth} changed a snapshot");
+                }
+                let report = verify(&store, VerifyOptions { read_data: true }).unwrap();
+                assert!(report.problems.is_empty(), "{point:?} #{nth}: {:?}", report.problems);
+            }
+        }
+        assert!(injected >= 20, "only {injected} failures were injected");
+        // And the store takes the next write.
+        n += 1;
+        change(&src, n);
+        write().unwrap();
+        let report = verify(&store, VerifyOptions { read_data: true }).unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+    }
 }

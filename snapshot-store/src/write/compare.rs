@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use crate::error::Error;
+use crate::failpoint::{self, Point};
 use crate::format::snapshot::{FileContent, Storage};
 use crate::format::version::{FileVersion, VersionKind};
 use crate::id::VersionId;
@@ -118,10 +119,12 @@ impl FileWriter<'_> {
         let hasher = ContentHasher::new(self.policy.change_tracking, self.tree_base(delta.as_ref()));
         // The content hash runs on its own thread, beside the matcher, on the same buffers.
         let (hash_tx, hash_rx) = mpsc::sync_channel::<Segment>(2);
-        let (read, (id, leaves)) = std::thread::scope(|scope| {
+        let root = self.store.root();
+        let (read, hashed) = std::thread::scope(|scope| {
             let hashing = scope.spawn(move || {
                 let mut hasher = hasher;
                 for seg in hash_rx {
+                    let _ = failpoint::check(Point::HashSegment, root);
                     match seg {
                         Segment::Data(d) => hasher.update(&d),
                         Segment::Hole(n) => hasher.update_zeros(n),
@@ -145,9 +148,14 @@ impl FileWriter<'_> {
                 Ok(())
             });
             drop(hash_tx);
-            let hashed = hashing.join().unwrap_or((VersionId([0; 32]), None));
-            (read, hashed)
+            (read, hashing.join())
         });
+        let Ok((id, leaves)) = hashed else {
+            sink.abandon();
+            return Err(Failure::Store(Error::Internal {
+                what: format!("the thread hashing {} panicked", src.path().display()),
+            }));
+        };
         let read = match read {
             Ok(r) => r,
             Err(stop) => {
@@ -220,4 +228,58 @@ impl FileWriter<'_> {
 /// policy's for a full.
 fn matcher_block_size(delta: Option<&DeltaInfo>, policy_block: u32) -> u32 {
     delta.map_or(policy_block, |d| d.base_sig.block_size)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::failpoint::{Action, Point, arm, disarm};
+    use crate::{Error, Policy, Store, VerifyOptions, WriteOptions, WriteProgress, verify, write_snapshot};
+
+    fn pseudo(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_panic_of_the_hashing_thread_fails_the_write_and_stores_no_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("big"), pseudo(300_000, 1)).unwrap();
+        let policy = Policy {
+            min_delta_size: 0,
+            ..Policy::default()
+        };
+        let store = Store::init(&dir.path().join("store"), policy).unwrap();
+        let opts = WriteOptions {
+            policy,
+            ..WriteOptions::default()
+        };
+        arm(Point::HashSegment, store.root(), Action::Panic, 1);
+        let r = write_snapshot(&store, &src, &opts, None, &WriteProgress::default());
+        assert!(!disarm(store.root()), "the hashing thread ran");
+        assert!(matches!(r, Err(Error::Internal { .. })), "{r:?}");
+        assert!(store.snapshot_ids().unwrap().is_empty());
+        // The store is as it was, and the next write stores the right id.
+        let summary = write_snapshot(&store, &src, &opts, None, &WriteProgress::default()).unwrap();
+        let snap = store.snapshot(&summary.snapshot).unwrap();
+        let e = snap.entry(snap.lookup(b"big").unwrap()).unwrap();
+        assert_eq!(
+            e.content.unwrap().version.0,
+            *blake3::hash(&pseudo(300_000, 1)).as_bytes()
+        );
+        assert!(
+            verify(&store, VerifyOptions { read_data: true })
+                .unwrap()
+                .problems
+                .is_empty()
+        );
+    }
 }

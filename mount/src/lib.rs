@@ -1,20 +1,21 @@
 //! Filesystem front ends over `snapshot-store`'s read API: every snapshot of a store as a
 //! read-only directory.
 //!
-//! [`view::View`] is the namespace (inodes, attributes, listings, reads) and knows nothing of any
-//! filesystem API; [`fuse`] adapts it to FUSE through fuser (Linux, macOS with macFUSE). Another
-//! front end (Dokan on Windows, WebDAV, NFS) is one more adapter over the same view. This crate
-//! does not know how deltas are encoded: it only opens versions and reads them at offsets.
+//! [`View`] is the namespace (inodes, attributes, paged listings, reads) and knows nothing of any
+//! filesystem API; its errors are [`ViewError`]s, each of a neutral [`ErrorClass`]. A front end
+//! is a thin adapter over the view with one table from class to its own error codes: [`fuse`]
+//! adapts it to FUSE through fuser (Linux, macOS with macFUSE) with an errno table. Another
+//! front end (Dokan on Windows, WebDAV) is one more adapter over the same view. This crate does
+//! not know how deltas are encoded: it only opens versions and reads them at offsets.
 #![warn(missing_docs)]
 
-pub mod errno;
+mod error;
 pub mod view;
 
 #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
 pub mod fuse;
-#[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
-pub mod session;
 
+pub use error::{ErrorClass, ViewError, ViewResult};
 #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
-pub use session::{MountError, MountOptions, Mounted, mount};
-pub use view::XattrPolicy;
+pub use fuse::session::{MountError, MountOptions, Mounted, mount};
+pub use view::{View, XattrPolicy};

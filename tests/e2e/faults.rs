@@ -118,10 +118,10 @@ fn a_missing_xattrs_marker_is_reported_by_verify() {
     let src = env.path("src");
     fs::create_dir(&src).unwrap();
     fs::write(src.join("a"), b"tagged").unwrap();
-    if !set_xattr(&src.join("a"), "user.tag", b"v") {
-        eprintln!("skipped: {} has no user extended attributes", src.display());
+    if !have(&[Need::UserXattrs(&src)]) {
         return;
     }
+    assert!(set_xattr(&src.join("a"), "user.tag", b"v"));
     let id = env.write(&src, &[])["snapshot"].as_str().unwrap().to_string();
     assert_eq!(verify_output(&env, false).0, 0);
     fs::remove_file(env.store.join("xattrs")).unwrap();
@@ -302,8 +302,7 @@ fn a_file_changing_while_it_is_read_is_retried_or_reported_never_torn() {
 
 #[test]
 fn a_full_disk_fails_the_write_and_leaves_the_store_as_it_was() {
-    if !is_root() {
-        eprintln!("skipped: mounting a small tmpfs needs root");
+    if !have(&[Need::Root]) {
         return;
     }
     let base = tempfile::tempdir().unwrap();

@@ -2,8 +2,8 @@
 //! byte and by metadata with what was backed up, read at random offsets by several processes,
 //! refreshed while mounted, refusing writes, unmounted cleanly by a signal.
 //!
-//! Without FUSE these tests skip with a message, unless `BACKUP_FS_REQUIRE_FUSE=1` (set by CI),
-//! in which case a missing FUSE fails them.
+//! Without FUSE these tests skip with a message, unless `BACKUP_FS_REQUIRE` says FUSE is
+//! required (CI sets it), in which case a missing FUSE fails them.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -14,26 +14,9 @@ use std::time::{Duration, Instant};
 
 use crate::util::*;
 
-/// True when FUSE mounts can be tested here; panics when they must be and cannot.
+/// True when FUSE mounts can be tested here (see [`have`]).
 fn fuse_available() -> bool {
-    let required = std::env::var("BACKUP_FS_REQUIRE_FUSE").is_ok_and(|v| v == "1");
-    let problem = if !Path::new("/dev/fuse").exists() {
-        Some("/dev/fuse does not exist")
-    } else if !is_root() && which("fusermount3").is_none() && which("fusermount").is_none() {
-        Some("not root and no fusermount3")
-    } else {
-        None
-    };
-    match problem {
-        None => true,
-        Some(why) if required => {
-            panic!("FUSE is required (BACKUP_FS_REQUIRE_FUSE=1) but unavailable: {why}")
-        }
-        Some(why) => {
-            eprintln!("skipped: FUSE unavailable ({why}); set BACKUP_FS_REQUIRE_FUSE=1 to make this a failure");
-            false
-        }
-    }
+    have(&[Need::Fuse])
 }
 
 /// Waits (up to 20 s) for the mount process to exit after `cause` (a signal, an unmount).
@@ -382,10 +365,10 @@ fn a_store_without_extended_attributes_mounts_without_them() {
 
     // A snapshot with attributes written while mounted: the store is marked before it commits;
     // it appears, without them, and the mount says how to see them.
-    if !set_xattr(&src.join("a"), "user.tag", b"kept") {
-        eprintln!("skipped the rest: {} has no user extended attributes", src.display());
+    if !have(&[Need::UserXattrs(&src)]) {
         return;
     }
+    assert!(set_xattr(&src.join("a"), "user.tag", b"kept"));
     let second = env.write(&src, &[])["snapshot"].as_str().unwrap().to_string();
     assert!(env.store.join("xattrs").exists(), "the write marks the store");
     wait_for_snapshot(&mnt, &second);
@@ -494,4 +477,72 @@ fn mount_refuses_bad_mountpoints_clearly() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot open store"));
+}
+
+/// `lseek(fd, offset, whence)`, or the errno.
+fn seek(f: &fs::File, offset: u64, data: bool) -> Result<u64, rustix::io::Errno> {
+    use rustix::fs::SeekFrom;
+    let whence = if data {
+        SeekFrom::Data(offset)
+    } else {
+        SeekFrom::Hole(offset)
+    };
+    rustix::fs::seek(f, whence)
+}
+
+#[test]
+fn seek_data_and_seek_hole_through_the_mount_match_the_source() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new(&["--min-delta-size", "64K"]);
+    let src = env.path("src");
+    fs::create_dir(&src).unwrap();
+    // Data at the start, in the middle and near the end of a third, holes between and after.
+    let path = src.join("sparse");
+    let f = fs::File::create(&path).unwrap();
+    f.set_len(8 << 20).unwrap();
+    let runs = [(0u64, 10_000usize), (1 << 20, 70_000), ((3 << 20) + 123, 5_000)];
+    for (i, &(at, len)) in runs.iter().enumerate() {
+        f.write_all_at(&pseudo(len, i as u64 + 1), at).unwrap();
+    }
+    f.sync_all().unwrap();
+    drop(f);
+    env.write(&src, &[]);
+    let mnt = env.path("mnt");
+    let _m = Mount::start(&env, &mnt);
+    let source = fs::File::open(&path).unwrap();
+    let mounted = fs::File::open(mnt.join("latest/sparse")).unwrap();
+    let mut offsets = vec![0u64, 1, (8 << 20) - 1, 8 << 20, (8 << 20) + 1];
+    for &(at, len) in &runs {
+        for edge in [at, at + len as u64] {
+            let block = edge / 4096 * 4096;
+            offsets.extend([
+                edge.saturating_sub(1),
+                edge,
+                edge + 1,
+                block,
+                block + 4096,
+                block.saturating_sub(1),
+            ]);
+        }
+    }
+    let mut holes_seen = 0;
+    for &off in &offsets {
+        for data in [true, false] {
+            let want = seek(&source, off, data);
+            let got = seek(&mounted, off, data);
+            assert_eq!(
+                got,
+                want,
+                "lseek({off}, {}) through the mount",
+                if data { "SEEK_DATA" } else { "SEEK_HOLE" }
+            );
+            if !data && want.is_ok_and(|h| h < 8 << 20) {
+                holes_seen += 1;
+            }
+        }
+    }
+    assert!(holes_seen > 5, "the source file system reports holes ({holes_seen})");
+    assert_eq!(fs::read(mnt.join("latest/sparse")).unwrap(), fs::read(&path).unwrap());
 }

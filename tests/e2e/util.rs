@@ -378,3 +378,75 @@ pub fn which(cmd: &str) -> Option<PathBuf> {
         .map(|d| d.join(cmd))
         .find(|p| p.exists())
 }
+
+/// What a test needs from the machine beyond an ordinary user account.
+#[derive(Debug, Clone, Copy)]
+pub enum Need<'a> {
+    /// Running as root.
+    Root,
+    /// FUSE: `/dev/fuse`, and root or the `fusermount3` helper.
+    Fuse,
+    /// Loop devices (root, `/dev/loop-control`).
+    LoopDevices,
+    /// `user.*` extended attributes on the file system holding this path.
+    UserXattrs(&'a Path),
+    /// A program on PATH or in the system directories.
+    Tool(&'a str),
+}
+
+impl Need<'_> {
+    /// The name `BACKUP_FS_REQUIRE` uses for this need.
+    fn name(&self) -> &'static str {
+        match self {
+            Need::Root => "root",
+            Need::Fuse => "fuse",
+            Need::LoopDevices => "loop",
+            Need::UserXattrs(_) => "xattrs",
+            Need::Tool(_) => "tools",
+        }
+    }
+
+    /// Why the machine does not meet this need, if it does not.
+    fn missing(&self) -> Option<String> {
+        match self {
+            Need::Root => (!is_root()).then(|| "not root".into()),
+            Need::Fuse if !Path::new("/dev/fuse").exists() => Some("/dev/fuse does not exist".into()),
+            Need::Fuse => (!is_root() && which("fusermount3").is_none() && which("fusermount").is_none())
+                .then(|| "not root and no fusermount3".into()),
+            Need::LoopDevices if !is_root() => Some("loop devices need root".into()),
+            Need::LoopDevices => (!Path::new("/dev/loop-control").exists()).then(|| "no /dev/loop-control".into()),
+            Need::UserXattrs(dir) => {
+                let probe = dir.join(".xattr-probe");
+                std::fs::write(&probe, b"").ok()?;
+                let ok = set_xattr(&probe, "user.probe", b"1");
+                let _ = std::fs::remove_file(&probe);
+                (!ok).then(|| format!("{} has no user extended attributes", dir.display()))
+            }
+            Need::Tool(cmd) => which(cmd).is_none().then(|| format!("{cmd} is not installed")),
+        }
+    }
+}
+
+/// True when the machine meets every need of a test. When it does not, the test is skipped with
+/// a message, unless `BACKUP_FS_REQUIRE` names the unmet need (a comma-separated list of `root`,
+/// `fuse`, `loop`, `xattrs`, `tools`, or `all`, as CI sets it): then it fails. The older
+/// `BACKUP_FS_REQUIRE_FUSE=1` still requires FUSE.
+pub fn have(needs: &[Need]) -> bool {
+    let required = std::env::var("BACKUP_FS_REQUIRE").unwrap_or_default();
+    let legacy_fuse = std::env::var("BACKUP_FS_REQUIRE_FUSE").is_ok_and(|v| v == "1");
+    for need in needs {
+        let Some(why) = need.missing() else { continue };
+        let named = required
+            .split(',')
+            .any(|r| r.trim() == "all" || r.trim() == need.name());
+        if named || (legacy_fuse && matches!(need, Need::Fuse)) {
+            panic!("this test is required here (BACKUP_FS_REQUIRE={required}) but cannot run: {why}");
+        }
+        eprintln!(
+            "skipped: {why} (set BACKUP_FS_REQUIRE={} to make this a failure)",
+            need.name()
+        );
+        return false;
+    }
+    true
+}

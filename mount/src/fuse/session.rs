@@ -12,7 +12,7 @@ use std::time::Duration;
 use fuser::{Config, MountOption, SessionACL};
 use snapshot_store::Store;
 
-use crate::fuse::BackupFs;
+use super::BackupFs;
 use crate::view::{View, XattrPolicy};
 
 /// How to mount.
@@ -74,7 +74,7 @@ pub enum MountError {
     },
     /// The store could not be read.
     #[error(transparent)]
-    Store(#[from] snapshot_store::Error),
+    Store(#[from] crate::ViewError),
 }
 
 /// A mounted store: returned by [`mount`] once the filesystem is serving requests.
@@ -117,12 +117,12 @@ pub fn mount(store: Store, mountpoint: &Path, opts: &MountOptions) -> Result<Mou
     }
     let session =
         fuser::spawn_mount(BackupFs::new(view), &path, &cfg).map_err(|source| match source.raw_os_error() {
-            Some(1) => MountError::FuseUnavailable(
+            Some(libc::EPERM) => MountError::FuseUnavailable(
                 "mounting needs root, or the fusermount3 helper for unprivileged users \
              (Debian/Ubuntu: apt-get install fuse3)"
                     .into(),
             ),
-            Some(2) | Some(19) => MountError::FuseUnavailable(
+            Some(libc::ENOENT) | Some(libc::ENODEV) => MountError::FuseUnavailable(
                 "the kernel has no FUSE support (load it with modprobe fuse; Debian/Ubuntu: apt-get install fuse3)"
                     .into(),
             ),
@@ -205,7 +205,7 @@ fn check_mountpoint(path: &Path) -> Result<(), MountError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             return Err(MountError::MountpointMissing(path.into()));
         }
-        Err(e) if e.raw_os_error() == Some(107) => return Err(MountError::StaleMount(path.into())),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => return Err(MountError::StaleMount(path.into())),
         Err(source) => {
             return Err(MountError::Mount {
                 path: path.into(),

@@ -5,6 +5,9 @@
 //! `latest` are re-validated every second so new snapshots appear. Requests are served on several
 //! threads; reads decode frames through the store's shared cache.
 
+mod errno;
+pub(crate) mod session;
+
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -20,8 +23,9 @@ use fuser::{
 use parking_lot::RwLock;
 use snapshot_store::FileReader;
 
-use crate::errno::{errno_of, is_damage};
+use crate::error::ViewError;
 use crate::view::{Attr, DirEntry, DirListing, Kind, View};
+use errno::errno_of;
 
 /// How long the kernel may cache anything inside a snapshot.
 const IMMUTABLE_TTL: Duration = Duration::from_secs(24 * 3600);
@@ -51,11 +55,11 @@ impl BackupFs {
         }
     }
 
-    fn fail(&self, what: &str, ino: u64, e: &snapshot_store::Error) -> Errno {
-        if is_damage(e) {
+    fn fail(&self, what: &str, ino: u64, e: &ViewError) -> Errno {
+        if e.is_damage() {
             eprintln!("backup-fs mount: {what} {}: {e}", self.view.describe(ino));
         }
-        Errno::from_i32(errno_of(e))
+        Errno::from_i32(errno_of(e.class()))
     }
 
     /// Hands the entries of open directory `fh` from `offset` to `add` until it returns false
@@ -168,7 +172,7 @@ impl Filesystem for BackupFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        if flags.0 & (libc_o_wronly() | libc_o_rdwr()) != 0 {
+        if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
             return reply.error(Errno::EROFS);
         }
         match self.view.open(ino.0) {
@@ -203,7 +207,7 @@ impl Filesystem for BackupFs {
             }
             match reader.read_at(offset, &mut buf[..len]) {
                 Ok(n) => reply.data(&buf[..n]),
-                Err(e) => reply.error(self.fail("read of", ino.0, &e)),
+                Err(e) => reply.error(self.fail("read of", ino.0, &ViewError::Store(e))),
             }
         });
     }
@@ -439,13 +443,12 @@ thread_local! {
     static REPLY: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-const SEEK_DATA: i32 = 3;
-const SEEK_HOLE: i32 = 4;
+/// `lseek` whence values, the platform's own (Linux: 3 and 4; macOS: 4 and 3).
+const SEEK_DATA: i32 = libc::SEEK_DATA;
+const SEEK_HOLE: i32 = libc::SEEK_HOLE;
 
-fn libc_o_wronly() -> i32 {
-    1
-}
-
-fn libc_o_rdwr() -> i32 {
-    2
-}
+// The values each platform's headers define, checked when building for it (macOS swaps them).
+#[cfg(target_os = "linux")]
+const _: () = assert!(SEEK_DATA == 3 && SEEK_HOLE == 4);
+#[cfg(target_os = "macos")]
+const _: () = assert!(SEEK_DATA == 4 && SEEK_HOLE == 3);

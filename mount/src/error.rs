@@ -69,7 +69,7 @@ impl ViewError {
                     ErrorClass::PermissionDenied
                 }
                 E::Locked { .. } => ErrorClass::Busy,
-                E::WrongKind { .. } | E::InvalidArgument(_) => ErrorClass::Invalid,
+                E::WrongKind { .. } | E::AmbiguousSnapshot { .. } => ErrorClass::Invalid,
                 _ if self.is_damage() => ErrorClass::Damaged,
                 _ => ErrorClass::Io,
             },

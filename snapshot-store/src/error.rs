@@ -107,9 +107,42 @@ pub enum Error {
         /// What the entry is.
         actual: &'static str,
     },
-    /// An argument or option value is invalid.
-    #[error("{0}")]
-    InvalidArgument(String),
+    /// A snapshot name that is the prefix of several snapshot ids.
+    #[error("snapshot {name:?} is ambiguous: it matches {count} snapshots ({first} … {last})")]
+    AmbiguousSnapshot {
+        /// The name that was given.
+        name: String,
+        /// How many ids it matches.
+        count: usize,
+        /// The oldest of them.
+        first: String,
+        /// The newest of them.
+        last: String,
+    },
+    /// Every snapshot id of one second is taken (`-01` … `-99`).
+    #[error("more than 99 snapshots within the second {second}; wait a second and retry")]
+    SnapshotIdsExhausted {
+        /// The second, as an id stamp.
+        second: String,
+    },
+    /// A restore would overwrite something.
+    #[error("{} already exists; not overwriting it", path.display())]
+    TargetExists {
+        /// What exists.
+        path: PathBuf,
+    },
+    /// A tree is restored only into a new or empty directory.
+    #[error("{} exists and is not empty; restore into a new or empty directory", path.display())]
+    TargetNotEmpty {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// An entry this build records but cannot recreate here (a socket, a device on Windows).
+    #[error("{what} cannot be restored")]
+    NotRestorable {
+        /// What it is, e.g. "a socket".
+        what: String,
+    },
     /// A part of backup-fs failed in a way it never should (a bug); nothing was stored.
     #[error("internal error: {what}; nothing was stored (please report this)")]
     Internal {

@@ -96,7 +96,7 @@ pub use tracking::ranges::RangeSet;
 pub use tracking::reflink::{REF_DIR_NAME, ReflinkProvider};
 pub use tracking::{ChangeProvider, ChangeSource, DEFAULT_VERIFY_SAMPLE, TrackedChanges, TrackedInput, Tracking};
 pub use write::progress::WriteProgress;
-pub use write::{Decision, EntryError, FileReport, WriteOptions, WriteSummary, write_snapshot};
+pub use write::{Decision, EntryError, Fallback, FileReport, FullReason, WriteOptions, WriteSummary, write_snapshot};
 
 /// The change log of `backup-fs track`, for the tracker that writes it.
 pub mod change_log {

@@ -109,7 +109,7 @@ fn file_report(f: &FileReport, tracked: bool) -> Value {
     json!({
         "path": f.path,
         "decision": f.decision.as_str(),
-        "reason": f.reason,
+        "reason": f.reason(),
         "size": f.size,
         "bytes_read": f.bytes_read,
         "delta_bytes": f.delta_bytes,

@@ -161,13 +161,9 @@ impl ExtentMap {
     }
 
     /// The extents, sorted by start.
+    #[cfg(test)]
     pub fn extents(&self) -> &[Extent] {
         &self.extents
-    }
-
-    /// The objects the extents point into.
-    pub fn objects(&self) -> &[ObjectId] {
-        &self.objects
     }
 
     /// Bytes of memory held (for cache accounting).
@@ -238,14 +234,6 @@ impl ExtentMap {
                     self.extents.get(k).map_or(offset, |e| e.start).max(offset)
                 }),
         )
-    }
-
-    /// Bytes of the version that are holes.
-    pub fn hole_bytes(&self) -> u64 {
-        (0..self.extents.len())
-            .filter(|&i| self.extents.get(i).is_some_and(|e| e.object == HOLE))
-            .map(|i| self.extent_end(i) - self.extents.get(i).map_or(0, |e| e.start))
-            .sum()
     }
 
     /// Encodes the map as the payload of an extent-map object.

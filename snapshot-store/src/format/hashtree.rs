@@ -60,7 +60,9 @@ impl TreeLeaves {
     /// with its object id.
     pub fn encode(&self, version: &VersionId, file_size: u64) -> Result<(ObjectId, Vec<u8>)> {
         if self.count != leaf_count(file_size) || self.regions.len() as u64 != region_count(self.count) {
-            return Err(Error::InvalidArgument("hash tree does not match the file size".into()));
+            return Err(Error::Internal {
+                what: "a new hash tree does not match its file's size".into(),
+            });
         }
         let mut refs: Vec<ObjectId> = Vec::new();
         let mut index = std::collections::HashMap::new();
@@ -72,7 +74,9 @@ impl TreeLeaves {
                 });
             }
         }
-        let too_many = || Error::InvalidArgument("hash tree too large".into());
+        let too_many = || Error::Internal {
+            what: "a new hash tree has more than 2^32 blocks".into(),
+        };
         let mut e = Encoder::new();
         e.u32(LEAF as u32);
         e.u32(REGION as u32);

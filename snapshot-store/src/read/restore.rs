@@ -77,10 +77,9 @@ pub fn restore(
         match fs::read_dir(target) {
             Ok(mut it) => {
                 if it.next().is_some() {
-                    return Err(Error::InvalidArgument(format!(
-                        "{} exists and is not empty; restore into a new or empty directory",
-                        target.display()
-                    )));
+                    return Err(Error::TargetNotEmpty {
+                        path: target.to_path_buf(),
+                    });
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -98,10 +97,7 @@ pub fn restore(
             target.to_path_buf()
         };
         if fs::symlink_metadata(&dest).is_ok() {
-            return Err(Error::InvalidArgument(format!(
-                "{} already exists; not overwriting it",
-                dest.display()
-            )));
+            return Err(Error::TargetExists { path: dest });
         }
         r.restore_entry(index, &dest);
     }
@@ -185,7 +181,9 @@ impl Restorer<'_> {
                 self.summary.others += 1;
             }
             EntryKind::Socket => {
-                return Err(Error::InvalidArgument("sockets are recorded but not restored".into()));
+                return Err(Error::NotRestorable {
+                    what: "a socket (sockets are recorded but not restored)".into(),
+                });
             }
         }
         self.apply_meta(dest, e)
@@ -268,4 +266,39 @@ fn hash_zeros(h: &mut blake3::Hasher, n: u64) {
     for_zeros(n, |z| {
         h.update(z);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Policy, WriteOptions, WriteProgress, write_snapshot};
+
+    #[test]
+    fn a_restore_never_overwrites_and_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir(&src).unwrap();
+        fs::write(src.join("a"), b"one").unwrap();
+        let store = Store::init(&dir.path().join("store"), Policy::default()).unwrap();
+        let s = write_snapshot(&store, &src, &WriteOptions::default(), None, &WriteProgress::default()).unwrap();
+        let snap = store.snapshot(&s.snapshot).unwrap();
+        let opts = RestoreOptions::default();
+        let target = dir.path().join("out");
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join("x"), b"mine").unwrap();
+        let err = restore(&store, &snap, b"", &target, opts).unwrap_err();
+        assert!(
+            matches!(&err, Error::TargetNotEmpty { path } if *path == target),
+            "{err:?}"
+        );
+        fs::write(target.join("a"), b"mine").unwrap();
+        let err = restore(&store, &snap, b"a", &target, opts).unwrap_err();
+        assert!(
+            matches!(&err, Error::TargetExists { path } if *path == target.join("a")),
+            "{err:?}"
+        );
+        assert_eq!(fs::read(target.join("a")).unwrap(), b"mine");
+        let err = restore(&store, &snap, b"nope", &target, opts).unwrap_err();
+        assert!(matches!(err, Error::PathNotFound { .. }), "{err:?}");
+    }
 }

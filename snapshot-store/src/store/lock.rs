@@ -41,7 +41,7 @@ impl Store {
     }
 
     /// Removes temporary files left by interrupted writers (call with the writer lock held).
-    pub fn clean_tmp(&self, _lock: &WriterLock) -> Result<u64> {
+    pub(crate) fn clean_tmp(&self, _lock: &WriterLock) -> Result<u64> {
         let dir = self.tmp_dir();
         let mut n = 0;
         for e in fs::read_dir(&dir).at(&dir)? {

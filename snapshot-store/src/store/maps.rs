@@ -13,14 +13,14 @@ use crate::id::{ObjectId, VersionId};
 
 impl Store {
     /// Loads an extent-map checkpoint object.
-    pub fn map_checkpoint(&self, id: &ObjectId) -> Result<ExtentMap> {
+    pub(crate) fn map_checkpoint(&self, id: &ObjectId) -> Result<ExtentMap> {
         let (payload, what) = self.envelope_object(id, Kind::ExtentMap)?;
         ExtentMap::decode(&payload, &what)
     }
 
     /// The flattened extent map of chain version `id`, composed from the nearest checkpoint or
     /// full along its base links, and cached.
-    pub fn extent_map(&self, id: &VersionId) -> Result<Arc<ExtentMap>> {
+    pub(crate) fn extent_map(&self, id: &VersionId) -> Result<Arc<ExtentMap>> {
         if let Some(m) = self.inner.maps.get(id) {
             return Ok(m);
         }
@@ -76,7 +76,7 @@ impl Store {
     }
 
     /// The extent map of a regular file's content of `size` bytes.
-    pub fn content_map(&self, content: &FileContent, size: u64) -> Result<Arc<ExtentMap>> {
+    pub(crate) fn content_map(&self, content: &FileContent, size: u64) -> Result<Arc<ExtentMap>> {
         let map = match content.storage {
             Storage::Whole => {
                 let obj = self.data_object(&content.version.as_object())?;

@@ -192,18 +192,18 @@ impl Store {
     }
 
     /// Where temporary files go.
-    pub fn tmp_dir(&self) -> PathBuf {
+    pub(crate) fn tmp_dir(&self) -> PathBuf {
         self.inner.root.join("tmp")
     }
 
     /// Path of an object.
-    pub fn object_path(&self, id: &ObjectId) -> PathBuf {
+    pub(crate) fn object_path(&self, id: &ObjectId) -> PathBuf {
         let hex = id.to_hex();
         self.inner.root.join("objects").join(&hex[..2]).join(hex)
     }
 
     /// Path of a version record.
-    pub fn version_path(&self, id: &VersionId) -> PathBuf {
+    pub(crate) fn version_path(&self, id: &VersionId) -> PathBuf {
         let hex = id.to_hex();
         self.inner.root.join("versions").join(&hex[..2]).join(hex)
     }
@@ -226,12 +226,12 @@ impl Store {
     }
 
     /// True when object `id` is in the store.
-    pub fn has_object(&self, id: &ObjectId) -> bool {
+    pub(crate) fn has_object(&self, id: &ObjectId) -> bool {
         self.object_path(id).exists()
     }
 
     /// True when version record `id` is in the store.
-    pub fn has_version(&self, id: &VersionId) -> bool {
+    pub(crate) fn has_version(&self, id: &VersionId) -> bool {
         self.version_path(id).exists()
     }
 
@@ -263,12 +263,12 @@ impl Store {
         match matching.as_slice() {
             [one] if !name.is_empty() => Ok((*one).clone()),
             [] | [_] => Err(not_found()),
-            many => Err(Error::InvalidArgument(format!(
-                "snapshot {name:?} is ambiguous: it matches {} snapshots ({} … {})",
-                many.len(),
-                many.first().map(|s| s.as_str()).unwrap_or_default(),
-                many.last().map(|s| s.as_str()).unwrap_or_default()
-            ))),
+            many => Err(Error::AmbiguousSnapshot {
+                name: name.to_string(),
+                count: many.len(),
+                first: many.first().map(|s| s.to_string()).unwrap_or_default(),
+                last: many.last().map(|s| s.to_string()).unwrap_or_default(),
+            }),
         }
     }
 
@@ -326,6 +326,25 @@ mod tests {
         assert!(s.snapshot_ids().unwrap().is_empty());
         assert!(matches!(
             s.resolve_snapshot("latest"),
+            Err(Error::SnapshotNotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn a_prefix_of_several_ids_is_ambiguous() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::init(dir.path(), Policy::default()).unwrap();
+        for name in ["2026-11-22T07-15-03Z", "2026-11-22T07-15-04Z"] {
+            fs::write(s.snapshot_path(&SnapshotId::parse(name).unwrap()), b"").unwrap();
+        }
+        let err = s.resolve_snapshot("2026-11-22T07-15").unwrap_err();
+        assert!(matches!(err, Error::AmbiguousSnapshot { count: 2, .. }), "{err:?}");
+        assert_eq!(
+            s.resolve_snapshot("2026-11-22T07-15-04").unwrap().as_str(),
+            "2026-11-22T07-15-04Z"
+        );
+        assert!(matches!(
+            s.resolve_snapshot("2027"),
             Err(Error::SnapshotNotFound { .. })
         ));
     }

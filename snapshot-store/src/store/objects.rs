@@ -10,7 +10,7 @@ use crate::store::object::{Access, DataObject};
 
 impl Store {
     /// Opens (or returns the cached) data object `id`.
-    pub fn data_object(&self, id: &ObjectId) -> Result<Arc<DataObject>> {
+    pub(crate) fn data_object(&self, id: &ObjectId) -> Result<Arc<DataObject>> {
         if let Some(o) = self.inner.objects.lock().get(id) {
             return Ok(Arc::clone(o));
         }
@@ -21,7 +21,7 @@ impl Store {
 
     /// Frame `frame` of data object `obj`, decoded and verified, from the shared cache (read
     /// from disk as `access` says on a miss).
-    pub fn frame(&self, obj: &DataObject, frame: u32, access: Access) -> Result<Arc<Vec<u8>>> {
+    pub(crate) fn frame(&self, obj: &DataObject, frame: u32, access: Access) -> Result<Arc<Vec<u8>>> {
         self.inner.frames.get_or_try_insert((obj.id(), frame), || {
             let data = obj.read_frame(frame as usize, access)?;
             let n = data.len();
@@ -30,7 +30,7 @@ impl Store {
     }
 
     /// True when frame `frame` of `obj` is in the shared cache.
-    pub fn frame_cached(&self, obj: &DataObject, frame: u32) -> bool {
+    pub(crate) fn frame_cached(&self, obj: &DataObject, frame: u32) -> bool {
         self.inner.frames.contains(&(obj.id(), frame))
     }
 }

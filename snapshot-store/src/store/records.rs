@@ -40,7 +40,7 @@ impl Store {
     }
 
     /// Loads (or returns the cached) version record `id`.
-    pub fn version(&self, id: &VersionId) -> Result<Arc<FileVersion>> {
+    pub(crate) fn version(&self, id: &VersionId) -> Result<Arc<FileVersion>> {
         if let Some(v) = self.inner.versions.get(id) {
             return Ok(v);
         }
@@ -61,13 +61,13 @@ impl Store {
     }
 
     /// Loads signature record `id` without resolving runs.
-    pub fn signature_record(&self, id: &ObjectId) -> Result<SignatureRecord> {
+    pub(crate) fn signature_record(&self, id: &ObjectId) -> Result<SignatureRecord> {
         let (payload, what) = self.envelope_object(id, Kind::Signature)?;
         SignatureRecord::decode(&payload, &what)
     }
 
     /// Loads (or returns the cached) complete signature `id`, following run-encoded bases.
-    pub fn signature(&self, id: &ObjectId) -> Result<Arc<Signature>> {
+    pub(crate) fn signature(&self, id: &ObjectId) -> Result<Arc<Signature>> {
         if let Some(s) = self.inner.signatures.get(id) {
             return Ok(s);
         }
@@ -117,7 +117,7 @@ impl Store {
 
     /// The `chain` field of signature `id` (run-encoded levels above a complete signature),
     /// remembered from an earlier [`Store::signature`] call where possible.
-    pub fn signature_chain(&self, id: &ObjectId) -> Result<u16> {
+    pub(crate) fn signature_chain(&self, id: &ObjectId) -> Result<u16> {
         if let Some(&c) = self.inner.signature_chains.lock().get(id) {
             return Ok(c);
         }

@@ -166,7 +166,9 @@ impl Staging {
             fs::remove_file(&temp).at(&temp)?;
             snapshot.id = next_id(&snapshot.id)?;
         }
-        Err(Error::InvalidArgument("could not find a free snapshot id".into()))
+        Err(Error::SnapshotIdsExhausted {
+            second: snapshot.id.as_str().get(..20).unwrap_or_default().to_string(),
+        })
     }
 }
 
@@ -189,12 +191,13 @@ pub(crate) fn next_id(id: &SnapshotId) -> Result<SnapshotId> {
         _ => (&s[..20], s[21..].parse::<u32>().unwrap_or(0)),
     };
     if n >= 99 {
-        return Err(Error::InvalidArgument(format!(
-            "more than 99 snapshots within the second {stamp}; wait a second and retry"
-        )));
+        return Err(Error::SnapshotIdsExhausted {
+            second: stamp.to_string(),
+        });
     }
-    SnapshotId::parse(&format!("{stamp}-{:02}", n + 1))
-        .ok_or_else(|| Error::InvalidArgument(format!("bad snapshot id {s}")))
+    SnapshotId::parse(&format!("{stamp}-{:02}", n + 1)).ok_or_else(|| Error::Internal {
+        what: format!("the id after {s} does not parse"),
+    })
 }
 
 fn write_temp(tmp_dir: &Path, bytes: &[u8]) -> Result<PathBuf> {
@@ -305,6 +308,24 @@ mod tests {
             }
         }
         (files, manifests)
+    }
+
+    #[test]
+    fn ids_within_one_second_run_out_after_99() {
+        let id = |s: &str| crate::SnapshotId::parse(s).unwrap();
+        assert_eq!(
+            super::next_id(&id("2026-11-22T07-15-03Z")).unwrap(),
+            id("2026-11-22T07-15-03Z-01")
+        );
+        assert_eq!(
+            super::next_id(&id("2026-11-22T07-15-03Z-41")).unwrap(),
+            id("2026-11-22T07-15-03Z-42")
+        );
+        let err = super::next_id(&id("2026-11-22T07-15-03Z-99")).unwrap_err();
+        assert!(
+            matches!(&err, crate::Error::SnapshotIdsExhausted { second } if second == "2026-11-22T07-15-03Z"),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ impl Store {
     /// Loads (or returns the cached) table of hash tree `id`: its header, references and regions,
     /// read without its leaf blocks, checked by merging the region values to the version id the
     /// header names (callers compare that id with their version's).
-    pub fn tree_table(&self, id: &ObjectId) -> Result<Arc<TreeTable>> {
+    pub(crate) fn tree_table(&self, id: &ObjectId) -> Result<Arc<TreeTable>> {
         if let Some(t) = self.inner.trees.get(id) {
             return Ok(t);
         }
@@ -57,7 +57,7 @@ impl Store {
 
     /// The leaf values of region `r` of a tree, from whichever tree object holds them; a full
     /// region's block is checked against the region's value.
-    pub fn tree_block(&self, table: &TreeTable, r: u64) -> Result<LeafBlock> {
+    pub(crate) fn tree_block(&self, table: &TreeTable, r: u64) -> Result<LeafBlock> {
         if let Some((root_r, block)) = &table.root_leaves
             && *root_r == r
         {

@@ -15,6 +15,7 @@ use crate::write::hashing::ContentHasher;
 use crate::write::limits::{COMPRESSION_LEVEL, ratio_limit, ratio_reason};
 use crate::write::matcher::{BaseIndex, Matcher};
 use crate::write::outcome::{Built, Decision, DeltaInfo, Failure, FileOutcome, Pass, Produced, Written};
+use crate::write::reasons::FullReason;
 use crate::write::source::{Segment, SourceFile, Stopped};
 use crate::write::writer::FileWriter;
 
@@ -54,7 +55,8 @@ impl FileWriter<'_> {
                 storage: Storage::Whole,
             },
             decision: Decision::Whole,
-            reason: None,
+            full_reason: None,
+            fallback: None,
             meta: src.meta().clone(),
             bytes_read: read,
             literal_bytes: finished.logical_len,
@@ -81,7 +83,7 @@ impl FileWriter<'_> {
     ) -> Result<Written, Failure> {
         let base_sig = match self.store.signature(&base.signature) {
             Ok(s) => s,
-            Err(e) => return self.write_full(src, format!("base signature unreadable ({e})")),
+            Err(e) => return self.write_full(src, FullReason::BaseSignatureUnreadable(e.to_string())),
         };
         let info = DeltaInfo {
             base: Arc::clone(base),
@@ -91,15 +93,15 @@ impl FileWriter<'_> {
             base_sig,
             limit: ratio_limit(self.policy, full),
         };
-        match self.pass(src, Some(info), String::new())? {
+        match self.pass(src, Some(info), None)? {
             Pass::Done(written) => Ok(*written),
             Pass::RatioExceeded => self.write_full(src, ratio_reason(self.policy)),
         }
     }
 
     /// Stores the file as a new full version, for `reason`.
-    pub(crate) fn write_full(&self, src: &SourceFile, reason: String) -> Result<Written, Failure> {
-        match self.pass(src, None, reason)? {
+    pub(crate) fn write_full(&self, src: &SourceFile, reason: FullReason) -> Result<Written, Failure> {
+        match self.pass(src, None, Some(reason))? {
             Pass::Done(written) => Ok(*written),
             // A full has no ratio limit; should a pass say so anyway, the file is not stored.
             Pass::RatioExceeded => Err(Failure::Store(Error::corrupt(
@@ -110,7 +112,7 @@ impl FileWriter<'_> {
     }
 
     /// One pass over the source producing a full (no `delta`) or a delta version.
-    fn pass(&self, src: &SourceFile, delta: Option<DeltaInfo>, reason: String) -> Result<Pass, Failure> {
+    fn pass(&self, src: &SourceFile, delta: Option<DeltaInfo>, reason: Option<FullReason>) -> Result<Pass, Failure> {
         let size = src.meta().size;
         let index = delta.as_ref().map(|d| BaseIndex::new(Arc::clone(&d.base_sig)));
         let mut matcher = Matcher::new(index.as_ref(), self.policy.block_size.for_size(size));
@@ -190,7 +192,8 @@ impl FileWriter<'_> {
                 None => Decision::Full,
                 Some(d) => Decision::of_kind(d.kind),
             },
-            reason: (!reason.is_empty()).then_some(reason),
+            full_reason: reason,
+            fallback: None,
             meta: src.meta().clone(),
             bytes_read: read,
             literal_bytes: out.stats.literal,

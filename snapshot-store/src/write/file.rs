@@ -14,6 +14,7 @@ use crate::id::VersionId;
 use crate::tracking::TrackedChanges;
 use crate::write::limits::ratio_reason;
 use crate::write::outcome::{Failure, FileOutcome, Produced, Tracked, Written};
+use crate::write::reasons::{Fallback, FullReason};
 use crate::write::source::SourceFile;
 use crate::write::writer::FileWriter;
 
@@ -25,7 +26,7 @@ pub(crate) enum Plan {
     /// Store it whole (smaller than the minimum delta size).
     Whole,
     /// Store a new full, for this reason.
-    Full(String),
+    Full(FullReason),
     /// Store a delta of `kind` against `base`, in the chain of `full`.
     Delta {
         base: Arc<FileVersion>,
@@ -42,7 +43,7 @@ struct SourcesAnswer {
     /// The complete changed ranges, when a source knows them.
     changes: Option<TrackedChanges>,
     /// Why no source gave ranges, when one said.
-    note: Option<String>,
+    note: Option<Fallback>,
 }
 
 impl FileWriter<'_> {
@@ -95,18 +96,18 @@ impl FileWriter<'_> {
         }
         let prev = match prev {
             Some(c) if c.storage == Storage::Chain => c.version,
-            Some(_) => return Plan::Full("previous version was stored whole".into()),
-            None => return Plan::Full("first version".into()),
+            Some(_) => return Plan::Full(FullReason::PreviousStoredWhole),
+            None => return Plan::Full(FullReason::FirstVersion),
         };
         let load = |id: &VersionId| self.store.version(id);
         let (prev_v, full) = match load(&prev).and_then(|p| Ok((Arc::clone(&p), load(&p.full)?))) {
             Ok(x) => x,
-            Err(e) => return Plan::Full(format!("previous version unreadable ({e})")),
+            Err(e) => return Plan::Full(FullReason::PreviousUnreadable(e.to_string())),
         };
         if let Some(max) = self.policy.max_deltas
             && prev_v.deltas_since_full >= max
         {
-            return Plan::Full(format!("{max} deltas since the last full (max deltas)"));
+            return Plan::Full(FullReason::MaxDeltas(max));
         }
         let (base, kind) = match self.policy.mode {
             DeltaMode::Incremental => (prev_v, VersionKind::Incremental),
@@ -140,25 +141,18 @@ impl FileWriter<'_> {
                         let (outcome, produced) = *done;
                         return Ok((outcome, produced, frozen.is_some()));
                     }
-                    Tracked::Fallback(reason) => note = Some(reason),
+                    Tracked::Fallback(why) => note = Some(why),
                     Tracked::RatioExceeded => {
                         let (o, p) = self.write_full(src, ratio_reason(self.policy))?;
                         return Ok((o, p, frozen.is_some()));
                     }
                 },
-                None if self.tracking.is_some() && note.is_none() => {
-                    note = Some("no complete record of changes for this file".into());
-                }
+                None if self.tracking.is_some() && note.is_none() => note = Some(Fallback::NoCompleteRecord),
                 None => {}
             }
         }
         let (mut outcome, produced) = self.write_planned(src, plan, prev)?;
-        if let Some(note) = note {
-            outcome.reason = Some(match outcome.reason.take() {
-                Some(r) => format!("{r}; change tracking: {note}"),
-                None => format!("change tracking: {note}"),
-            });
-        }
+        outcome.fallback = note;
         Ok((outcome, produced, frozen.is_some()))
     }
 
@@ -181,7 +175,7 @@ impl FileWriter<'_> {
                 return answer;
             }
             if answer.note.is_none() {
-                answer.note = provider.note();
+                answer.note = provider.note().map(Fallback::Source);
             }
         }
         answer

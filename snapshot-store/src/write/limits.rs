@@ -3,6 +3,7 @@
 
 use crate::format::policy::{Percent, Policy};
 use crate::format::version::FileVersion;
+use crate::write::reasons::FullReason;
 
 /// zstd level for data.
 pub const COMPRESSION_LEVEL: i32 = 3;
@@ -23,9 +24,6 @@ pub fn ratio_limit(policy: &Policy, full: &FileVersion) -> Option<u64> {
 }
 
 /// Why a delta was replaced by a full under `policy`'s delta-ratio rule.
-pub fn ratio_reason(policy: &Policy) -> String {
-    format!(
-        "delta larger than {} of the full (max delta ratio)",
-        policy.max_delta_ratio.unwrap_or(Percent(0))
-    )
+pub fn ratio_reason(policy: &Policy) -> FullReason {
+    FullReason::MaxDeltaRatio(policy.max_delta_ratio.unwrap_or(Percent(0)))
 }

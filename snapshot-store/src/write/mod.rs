@@ -17,6 +17,7 @@ mod limits;
 mod matcher;
 mod outcome;
 pub(crate) mod progress;
+mod reasons;
 mod snapshot;
 mod source;
 mod tracked;
@@ -30,6 +31,7 @@ use crate::format::snapshot::{SnapshotId, SnapshotStats};
 use crate::tracking::ChangeSource;
 
 pub use outcome::Decision;
+pub use reasons::{Fallback, FullReason};
 pub use snapshot::write_snapshot;
 
 /// Options of one write.
@@ -51,7 +53,10 @@ pub struct FileReport {
     /// What was stored.
     pub decision: Decision,
     /// Why a full was stored, when it was.
-    pub reason: Option<String>,
+    pub full_reason: Option<FullReason>,
+    /// With change tracking on: why the file was compared rather than tracked, when a source or
+    /// the tracked path said.
+    pub tracking_fallback: Option<Fallback>,
     /// Size of the file.
     pub size: u64,
     /// Bytes read from the source.
@@ -88,4 +93,13 @@ pub struct WriteSummary {
     pub errors: Vec<EntryError>,
     /// The snapshot this one was compared with.
     pub parent: Option<SnapshotId>,
+}
+
+impl FileReport {
+    /// The reason the reports give: why a full was stored and why change tracking did not
+    /// give the file's changes, e.g. `first version; change tracking: no complete record of
+    /// changes for this file`.
+    pub fn reason(&self) -> Option<String> {
+        reasons::describe(self.full_reason.as_ref(), self.tracking_fallback.as_ref())
+    }
 }

@@ -14,6 +14,7 @@ use crate::format::version::{FileVersion, VersionKind};
 use crate::id::{ObjectId, VersionId};
 use crate::store::object::FinishedObject;
 use crate::tracking::ChangeSource;
+use crate::write::reasons::{Fallback, FullReason};
 
 /// What was done with a file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +61,9 @@ pub(crate) struct FileOutcome {
     /// What was stored.
     pub decision: Decision,
     /// Why a full was written (first version, max deltas, ratio, ...).
-    pub reason: Option<String>,
+    pub full_reason: Option<FullReason>,
+    /// Why change tracking did not give the file's changes.
+    pub fallback: Option<Fallback>,
     /// The metadata of the file as read.
     pub meta: Metadata,
     /// Bytes read from the source.
@@ -140,7 +143,7 @@ pub(crate) enum Tracked {
     /// Written.
     Done(Box<Written>),
     /// Tracking cannot be used for this file: compare it instead (the reason is reported).
-    Fallback(String),
+    Fallback(Fallback),
     /// The delta would exceed the delta-ratio limit: write a full.
     RatioExceeded,
 }

@@ -217,7 +217,8 @@ fn collect(
             } else {
                 o.decision
             },
-            reason: o.reason.clone(),
+            full_reason: o.full_reason.clone(),
+            tracking_fallback: o.fallback.clone(),
             size: o.meta.size,
             bytes_read: o.bytes_read,
             delta_bytes: o.literal_bytes,

@@ -11,6 +11,8 @@
 
 mod emitter;
 mod plan;
+#[cfg(test)]
+mod tests;
 
 use std::fs::File;
 use std::path::Path;
@@ -31,6 +33,7 @@ use crate::tracking::ranges::RangeSet;
 use crate::tracking::{DEFAULT_VERIFY_SAMPLE, TrackedChanges};
 use crate::write::limits::{COMPRESSION_LEVEL, ratio_limit};
 use crate::write::outcome::{Built, Decision, DeltaInfo, Failure, FileOutcome, Tracked};
+use crate::write::reasons::Fallback;
 use crate::write::writer::FileWriter;
 use emitter::Emitter;
 use plan::{Plan, differs_from_base};
@@ -54,7 +57,7 @@ struct TrackedBase {
 /// Whether the base of a tracked write is usable.
 enum BaseChoice {
     Usable(Box<TrackedBase>),
-    Fallback(String),
+    Fallback(Fallback),
 }
 
 /// What reading the changed ranges gave.
@@ -94,21 +97,17 @@ impl FileWriter<'_> {
         // costs no more reads and stores far less.
         let kept = old.min(new);
         if kept > 0 && b.dirty.clip(kept).len() > kept / 2 {
-            return Ok(Tracked::Fallback(
-                "changes cover most of the file; compared instead".into(),
-            ));
+            return Ok(Tracked::Fallback(Fallback::MostOfFileChanged));
         }
         let mut plan = Plan::new(&b.sig, &b.dirty, old, new);
         // Trust but verify: a sample of the blocks taken as unchanged must still match.
         let mut sample_read = 0u64;
         let sample = self.tracking.map_or(DEFAULT_VERIFY_SAMPLE, |t| t.verify_sample);
-        if let Some(why) = plan
+        if let Some(offset) = plan
             .verify_sample(data, &b.sig, sample, &mut sample_read)
             .map_err(|e| Failure::Source(Error::io(path, e)))?
         {
-            return Ok(Tracked::Fallback(format!(
-                "a block reported unchanged differs ({why}); compared instead"
-            )));
+            return Ok(Tracked::Fallback(Fallback::SampleDiffers { offset }));
         }
         let mut sink = DataObjectWriter::create(&self.store.tmp_dir(), COMPRESSION_LEVEL).map_err(Failure::Store)?;
         let read = match self.read_changes(data, path, &plan, &b.sig, new, &mut sink, limit) {
@@ -152,7 +151,8 @@ impl FileWriter<'_> {
                 storage: Storage::Chain,
             },
             decision: Decision::of_kind(b.kind),
-            reason: None,
+            full_reason: None,
+            fallback: None,
             meta: meta.clone(),
             bytes_read,
             literal_bytes,
@@ -178,7 +178,7 @@ impl FileWriter<'_> {
     /// policy's mode, with its signature and hash tree (checked to describe it).
     fn tracked_base(&self, prev: &FileContent, changes: &TrackedChanges) -> Result<BaseChoice, Failure> {
         if prev.storage != Storage::Chain {
-            return Ok(BaseChoice::Fallback("previous version was stored whole".into()));
+            return Ok(BaseChoice::Fallback(Fallback::PreviousStoredWhole));
         }
         let store = self.store;
         let prev_v = store.version(&prev.version).map_err(Failure::Store)?;
@@ -195,16 +195,12 @@ impl FileWriter<'_> {
                     (Arc::clone(&full), VersionKind::Differential)
                 }
                 VersionKind::Incremental => {
-                    return Ok(BaseChoice::Fallback(
-                        "differential mode after incremental deltas".into(),
-                    ));
+                    return Ok(BaseChoice::Fallback(Fallback::DifferentialAfterIncremental));
                 }
             },
         };
         let Some(tree_id) = base.hash_tree else {
-            return Ok(BaseChoice::Fallback(
-                "the previous version has no hash tree (first change-tracked backup)".into(),
-            ));
+            return Ok(BaseChoice::Fallback(Fallback::NoHashTree));
         };
         let sig = store.signature(&base.signature).map_err(Failure::Store)?;
         let tree = store.tree_table(&tree_id).map_err(Failure::Store)?;

@@ -89,7 +89,7 @@ impl Plan {
         self.leaves.intersects(leaf * LEAF, leaf * LEAF + 1)
     }
 
-    /// Re-reads up to `n` blocks taken as unchanged; returns a description of the first that
+    /// Re-reads up to `n` blocks taken as unchanged; returns the offset of the first that
     /// differs from its stored signature.
     pub fn verify_sample(
         &mut self,
@@ -97,7 +97,7 @@ impl Plan {
         sig: &Signature,
         n: u32,
         bytes_read: &mut u64,
-    ) -> std::io::Result<Option<String>> {
+    ) -> std::io::Result<Option<u64>> {
         if self.clean_blocks.is_empty() || n == 0 {
             return Ok(None);
         }
@@ -128,7 +128,7 @@ impl Plan {
                     strong_hash(&buf) == b.strong
                 };
             if !same {
-                return Ok(Some(format!("block at offset {o}")));
+                return Ok(Some(o));
             }
         }
         Ok(None)

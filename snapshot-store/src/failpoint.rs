@@ -20,6 +20,10 @@ pub(crate) enum Point {
     ManifestWrite,
     /// After the manifest is renamed into `snapshots/`, before `snapshots/` is flushed.
     ManifestRename,
+    /// Before the reflink reference table is written, after a commit.
+    RefTableWrite,
+    /// Before the change log's state file is written, after a commit.
+    ChangeLogStateWrite,
 }
 
 /// What an armed point does.

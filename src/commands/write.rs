@@ -100,6 +100,7 @@ fn report(summary: &WriteSummary, source: &Path, opts: &WriteOptions, secs: f64)
         "duration_seconds": secs,
         "files": files,
         "errors": errors,
+        "notes": summary.notes,
         "change_tracking": tracked.then(|| change_tracking_totals(&summary.files)),
     })
 }
@@ -155,5 +156,8 @@ fn print_summary(summary: &WriteSummary, secs: f64) {
     );
     for e in &summary.errors {
         eprintln!("backup-fs: skipped {}: {}", e.path, e.error);
+    }
+    for n in &summary.notes {
+        eprintln!("backup-fs: note: {n}");
     }
 }

@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::format::codec::{Decoder, Encoder};
 use crate::id::VersionId;
 pub use crate::os::clone::FileIdentity;
+use crate::os::meta::{os_bytes, path_from_bytes};
 
 /// One reference copy: the file it copies and the version it holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +35,7 @@ impl RefTable {
     /// Encodes the payload, recording the reference directory `ref_dir`.
     pub fn encode(&self, ref_dir: &Path) -> Vec<u8> {
         let mut e = Encoder::new();
-        e.bytes(crate::os::meta::os_bytes(ref_dir.as_os_str()).as_slice());
+        e.bytes(&os_bytes(ref_dir.as_os_str()));
         e.varint(self.entries.len() as u64);
         for (rel, r) in &self.entries {
             e.str(rel);
@@ -51,7 +52,7 @@ impl RefTable {
     /// Decodes a payload written by [`RefTable::encode`]; `what` names it in errors.
     pub fn decode(payload: &[u8], what: &str) -> Result<(PathBuf, RefTable)> {
         let mut d = Decoder::new(payload, what);
-        let dir = PathBuf::from(String::from_utf8_lossy(d.bytes()?).into_owned());
+        let dir = path_from_bytes(d.bytes()?);
         let n = d.count(40)?;
         let mut entries = BTreeMap::new();
         for _ in 0..n {
@@ -103,6 +104,16 @@ mod tests {
             },
         );
         t
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn a_non_utf8_reference_directory_roundtrips() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = Path::new(std::ffi::OsStr::from_bytes(b"/src/caf\xe9/.backup-fs-refs/00"));
+        let (back, table) = RefTable::decode(&sample().encode(dir), "r").unwrap();
+        assert_eq!(back, dir);
+        assert_eq!(table.entries, sample().entries);
     }
 
     #[test]

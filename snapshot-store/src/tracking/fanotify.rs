@@ -5,6 +5,8 @@
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
+use crate::error::IoContext;
+use crate::failpoint::{self, Point};
 use crate::format::changelog::CutPoint;
 use crate::format::snapshot::{Metadata, PrevEntry, Snapshot};
 use crate::store::Store;
@@ -15,6 +17,7 @@ use crate::tracking::{ChangeProvider, ChangeSource, TrackedChanges, TrackedInput
 /// The fanotify change source of a write: the changes recorded by `backup-fs track` since the
 /// cut of the last change-tracked snapshot, when the log proves them complete.
 pub struct FanotifyProvider {
+    store_root: PathBuf,
     paths: LogPaths,
     tmp_dir: PathBuf,
     cut: Option<CutPoint>,
@@ -28,6 +31,7 @@ impl FanotifyProvider {
     pub fn open(store: &Store, source: &Path) -> FanotifyProvider {
         let paths = LogPaths::new(store.root(), source);
         let mut provider = FanotifyProvider {
+            store_root: store.root().to_path_buf(),
             tmp_dir: store.tmp_dir(),
             cut: None,
             changes: Err(String::new()),
@@ -93,11 +97,18 @@ impl ChangeProvider for FanotifyProvider {
         })
     }
 
-    fn committed(&self, snapshot: &Snapshot) {
-        if let Some(cut) = &self.cut {
-            let _ = write_state(&self.paths, &self.tmp_dir, snapshot.id.as_str(), cut);
-        }
+    fn committed(&self, snapshot: &Snapshot) -> Option<String> {
+        // Failing closed: an old state names an older cut, so the next write reads a larger
+        // part of the log (or compares, if the tracker was restarted meanwhile).
+        let note = self.cut.as_ref().and_then(|cut| {
+            failpoint::check(Point::ChangeLogStateWrite, &self.store_root)
+                .at(&self.paths.state)
+                .and_then(|()| write_state(&self.paths, &self.tmp_dir, snapshot.id.as_str(), cut))
+                .err()
+                .map(|e| format!("the change-log state was not updated ({e}); the next change-tracked write reads more of the log"))
+        });
         self.done();
+        note
     }
 
     fn abandoned(&self) {
@@ -106,5 +117,71 @@ impl ChangeProvider for FanotifyProvider {
 
     fn note(&self) -> Option<String> {
         self.changes.as_ref().err().filter(|e| !e.is_empty()).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixListener;
+
+    use super::*;
+    use crate::failpoint::{Action, arm, disarm};
+    use crate::{Policy, Tracking, WriteOptions, WriteProgress, write_snapshot};
+
+    /// Answers one writer's `CUT` with `cut`, as the tracker does, then waits for its `DONE`.
+    fn fake_tracker(socket: &Path, cut: CutPoint) -> std::thread::JoinHandle<String> {
+        std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
+        let listener = UnixListener::bind(socket).unwrap();
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut w = stream.try_clone().unwrap();
+            let mut lines = BufReader::new(stream).lines();
+            let request = lines.next().unwrap().unwrap();
+            assert!(request.starts_with("CUT "), "{request}");
+            writeln!(w, "OK {}", cut.to_text()).unwrap();
+            lines.next().map(|l| l.unwrap()).unwrap_or_default()
+        })
+    }
+
+    #[test]
+    fn a_state_file_that_cannot_be_written_is_reported_and_the_snapshot_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("a"), b"x").unwrap();
+        let policy = Policy {
+            change_tracking: true,
+            ..Policy::default()
+        };
+        let store = Store::init(&dir.path().join("store"), policy).unwrap();
+        let paths = LogPaths::new(store.root(), &std::fs::canonicalize(&src).unwrap());
+        let cut = CutPoint {
+            boot: [1; 16],
+            session: [2; 16],
+            epoch: 0,
+            seq: 1,
+            hash: [3; 32],
+        };
+        let tracker = fake_tracker(&paths.socket, cut);
+        let provider = FanotifyProvider::open(&store, &std::fs::canonicalize(&src).unwrap());
+        let tracking = Tracking {
+            providers: vec![Box::new(provider)],
+            verify_sample: 0,
+        };
+        let opts = WriteOptions {
+            policy,
+            ..WriteOptions::default()
+        };
+        arm(Point::ChangeLogStateWrite, store.root(), Action::Error, 1);
+        let s = write_snapshot(&store, &src, &opts, Some(&tracking), &WriteProgress::default()).unwrap();
+        assert!(!disarm(store.root()), "the state write was attempted");
+        assert_eq!(s.notes.len(), 1, "{:?}", s.notes);
+        assert!(s.notes[0].contains("change-log state"), "{:?}", s.notes);
+        assert!(!paths.state.exists(), "no state was written");
+        assert!(
+            tracker.join().unwrap().starts_with("DONE "),
+            "the tracker was told the write ended"
+        );
     }
 }

@@ -86,8 +86,12 @@ pub trait ChangeProvider: Send + Sync {
     /// A file this source was asked about was stored as `version`.
     fn written(&self, _rel: &str, _version: VersionId) {}
 
-    /// The snapshot was committed (a source may then advance its references).
-    fn committed(&self, _snapshot: &Snapshot) {}
+    /// The snapshot was committed: a source may then advance its references. Returns what the
+    /// user should know when that failed (the source must then fail closed: the next write
+    /// compares more, never less).
+    fn committed(&self, _snapshot: &Snapshot) -> Option<String> {
+        None
+    }
 
     /// The write was abandoned.
     fn abandoned(&self) {}

@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::Mutex;
 
 use crate::error::{Error, IoContext, Result};
+use crate::failpoint::{self, Point};
 use crate::format::envelope::{self, Kind};
 use crate::format::reftable::{FileIdentity, RefEntry, RefTable};
 use crate::format::snapshot::{EntryKind, Metadata, PrevEntry, Snapshot};
@@ -42,6 +43,7 @@ struct Pending {
 
 /// The reflink change source for one source tree.
 pub struct ReflinkProvider {
+    store_root: PathBuf,
     table_path: PathBuf,
     tmp_dir: PathBuf,
     ref_dir: PathBuf,
@@ -80,6 +82,7 @@ impl ReflinkProvider {
             Err(e) => return Err(Error::io(&table_path, e)),
         };
         Ok(ReflinkProvider {
+            store_root: store.root().to_path_buf(),
             table_path,
             tmp_dir: store.tmp_dir(),
             ref_dir,
@@ -193,7 +196,7 @@ impl ChangeProvider for ReflinkProvider {
         }
     }
 
-    fn committed(&self, snapshot: &Snapshot) {
+    fn committed(&self, snapshot: &Snapshot) -> Option<String> {
         let pending = std::mem::take(&mut *self.pending.lock());
         let mut table = self.table.lock();
         for p in pending {
@@ -238,11 +241,20 @@ impl ChangeProvider for ReflinkProvider {
         }
         let payload = table.encode(&self.ref_dir);
         let sealed = envelope::seal(Kind::RefTable, &payload);
-        if let Some(dir) = self.table_path.parent() {
-            let _ = fsio::ensure_dir(dir);
-        }
-        let _ = fsio::write_atomic(&self.table_path, &self.tmp_dir, &sealed);
         let _ = fs::remove_dir(self.new_dir());
+        // Failing closed: the old table names the versions the references held before, which
+        // no longer match the files' previous versions, so the next write compares them.
+        let written = self
+            .table_path
+            .parent()
+            .map_or(Ok(()), fsio::ensure_dir)
+            .and_then(|()| failpoint::check(Point::RefTableWrite, &self.store_root).at(&self.table_path))
+            .and_then(|()| fsio::write_atomic(&self.table_path, &self.tmp_dir, &sealed));
+        written.err().map(|e| {
+            format!(
+                "the reflink reference table was not updated ({e}); the next change-tracked write compares these files"
+            )
+        })
     }
 
     fn abandoned(&self) {
@@ -253,5 +265,48 @@ impl ChangeProvider for ReflinkProvider {
 
     fn note(&self) -> Option<String> {
         self.note.lock().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::failpoint::{Action, arm, disarm};
+    use crate::{Policy, Tracking, WriteOptions, WriteProgress, write_snapshot};
+
+    #[test]
+    fn a_reference_table_that_cannot_be_written_is_reported_and_the_snapshot_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir(&src).unwrap();
+        fs::write(src.join("big"), vec![7u8; 200_000]).unwrap();
+        let policy = Policy {
+            min_delta_size: 64 << 10,
+            change_tracking: true,
+            ..Policy::default()
+        };
+        let store = Store::init(&dir.path().join("store"), policy).unwrap();
+        let opts = WriteOptions {
+            policy,
+            ..WriteOptions::default()
+        };
+        let write = || {
+            let tracking = Tracking {
+                providers: vec![Box::new(ReflinkProvider::open(&store, &src).unwrap())],
+                verify_sample: 0,
+            };
+            write_snapshot(&store, &src, &opts, Some(&tracking), &WriteProgress::default()).unwrap()
+        };
+        arm(Point::RefTableWrite, store.root(), Action::Error, 1);
+        let first = write();
+        assert!(!disarm(store.root()), "the table write was attempted");
+        assert_eq!(first.notes.len(), 1, "{:?}", first.notes);
+        assert!(first.notes[0].contains("reference table"), "{:?}", first.notes);
+        assert_eq!(store.snapshot_ids().unwrap(), vec![first.snapshot.clone()]);
+        // The next write writes it, and says nothing.
+        let second = write();
+        assert!(second.notes.is_empty(), "{:?}", second.notes);
+        let key = crate::tracking::source_key(&fs::canonicalize(&src).unwrap());
+        assert!(store.root().join("tracking").join(format!("{key}.refs")).is_file());
     }
 }

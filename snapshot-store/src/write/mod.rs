@@ -93,6 +93,9 @@ pub struct WriteSummary {
     pub errors: Vec<EntryError>,
     /// The snapshot this one was compared with.
     pub parent: Option<SnapshotId>,
+    /// What the user should know that is not an error of an entry (e.g. change tracking could
+    /// not record this snapshot, so the next write compares more).
+    pub notes: Vec<String>,
 }
 
 impl FileReport {

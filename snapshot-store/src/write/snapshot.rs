@@ -114,9 +114,10 @@ pub fn write_snapshot(
             return Err(e);
         }
     };
-    if let Some(snap) = committed_copy {
-        notify(tracking, |p| p.committed(&snap));
-    }
+    let notes = match (tracking, committed_copy) {
+        (Some(t), Some(snap)) => t.providers.iter().filter_map(|p| p.committed(&snap)).collect(),
+        _ => Vec::new(),
+    };
     stats.stored_bytes += manifest_len;
     drop(lock);
     Ok(WriteSummary {
@@ -125,6 +126,7 @@ pub fn write_snapshot(
         files: reports,
         errors: walk.errors,
         parent: parent.map(|p| p.id.clone()),
+        notes,
     })
 }
 

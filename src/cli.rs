@@ -131,10 +131,12 @@ pub enum Command {
 /// The policy options of `init` and `write`.
 #[derive(Debug, Args, Clone, Default)]
 pub struct PolicyArgs {
-    /// Delta against the previous version (incremental) or the chain's full (differential).
+    /// Delta against the previous version (incremental) or the chain's full (differential)
+    /// [store default: incremental].
     #[arg(long, value_name = "incremental|differential")]
     pub mode: Option<DeltaMode>,
-    /// Signature block size: auto (from the file size) or a size such as 4K.
+    /// Signature block size: auto (from the file size) or a size such as 4K [store default:
+    /// auto].
     #[arg(long, value_name = "auto|SIZE")]
     pub block_size: Option<BlockSize>,
     /// Files smaller than this are stored whole when they change [store default: 25MiB].
@@ -143,7 +145,8 @@ pub struct PolicyArgs {
     /// Start a new full after this many deltas, or off [store default: 100].
     #[arg(long, value_name = "N|off", value_parser = parse_max_deltas)]
     pub max_deltas: Option<OrOff<u32>>,
-    /// Start a new full when a delta exceeds this percentage of the full, or off [default: 50].
+    /// Start a new full when a delta exceeds this percentage of the full, or off [store default:
+    /// 50%].
     #[arg(long, value_name = "PERCENT|off", value_parser = parse_ratio)]
     pub max_delta_ratio: Option<OrOff<Percent>>,
     /// Read only changed ranges where a complete change source exists (reflink references,

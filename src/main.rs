@@ -22,15 +22,30 @@ fn main() -> ExitCode {
             if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("backup-fs: error: {err}");
-            let mut source = err.source();
-            while let Some(s) = source {
-                eprintln!("  caused by: {s}");
-                source = s.source();
-            }
+            eprint!("{}", report(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, one a line, each said once: a cause whose text its effect's
+/// message already ends with (`/x: No such file or directory` and then `No such file or
+/// directory`) is left out.
+fn report(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut last = String::new();
+    for (i, cause) in err.chain().enumerate() {
+        let text = cause.to_string();
+        if i > 0 && last.ends_with(&text) {
+            continue;
+        }
+        let prefix = if i == 0 { "backup-fs: error: " } else { "  caused by: " };
+        out.push_str(prefix);
+        out.push_str(&text);
+        out.push('\n');
+        last = text;
+    }
+    out
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

@@ -145,3 +145,38 @@ fn log_kinds(log: &Value) -> Vec<&str> {
         .map(|r| r["kind"].as_str().unwrap())
         .collect()
 }
+
+#[test]
+fn an_error_states_each_cause_once() {
+    let env = Env::new(&[]);
+    let missing = env.path("no-such-store");
+    let out = std::process::Command::new(bin())
+        .args(["--store", missing.to_str().unwrap(), "list"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 2, "{err}");
+    assert!(lines[0].starts_with("backup-fs: error: cannot open store"), "{err}");
+    assert!(lines[1].contains("No such file or directory"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+}
+
+#[test]
+fn help_states_the_store_default_of_every_policy_option() {
+    let env = Env::new(&[]);
+    let help = env.ok(&["write", "--help"]);
+    for (option, default) in [
+        ("--mode", "[store default: incremental]"),
+        ("--block-size", "[store default: auto]"),
+        ("--min-delta-size", "[store default: 25MiB]"),
+        ("--max-deltas", "[store default: 100]"),
+        ("--max-delta-ratio", "[store default: 50%]"),
+    ] {
+        let at = help.find(option).unwrap_or_else(|| panic!("{option} in {help}"));
+        let text: String = help[at..].lines().take(4).collect::<Vec<_>>().join(" ");
+        assert!(text.contains(default), "{option}: {text}");
+    }
+    assert!(!help.contains("[default: 50]"), "{help}");
+}

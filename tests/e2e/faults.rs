@@ -355,3 +355,51 @@ fn a_full_disk_fails_the_write_and_leaves_the_store_as_it_was() {
     fs::write(src.join("second"), b"fits").unwrap();
     assert!(run(&["write", src.to_str().unwrap()]).status.success());
 }
+
+#[test]
+fn one_damaged_manifest_hides_no_other_snapshot() {
+    let env = Env::new(&[]);
+    let src = env.path("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("f"), b"one").unwrap();
+    let first = env.write(&src, &[])["snapshot"].as_str().unwrap().to_string();
+    fs::write(src.join("f"), b"two, longer").unwrap();
+    let second = env.write(&src, &[])["snapshot"].as_str().unwrap().to_string();
+    // The older manifest loses its end.
+    let manifest = env.store.join("snapshots").join(&first);
+    let bytes = fs::read(&manifest).unwrap();
+    fs::write(&manifest, &bytes[..bytes.len() / 2]).unwrap();
+
+    let out = env.run(&["list"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&second), "the readable snapshot is listed: {text}");
+    let damaged = text
+        .lines()
+        .find(|l| l.contains(&first))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(damaged.contains("damaged"), "{damaged}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("corrupt"), "{out:?}");
+
+    let out = env.run(&["list", "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{v}");
+    assert_eq!(rows[0]["id"], first.as_str());
+    assert!(rows[0]["damaged"].as_str().unwrap().contains("corrupt"), "{v}");
+    assert_eq!(rows[1]["id"], second.as_str());
+    assert_eq!(rows[1]["files"], 1);
+
+    let out = env.run(&["log", "f", "--json"]);
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&first), "{out:?}");
+
+    // And backups go on: the next write compares with the newest readable snapshot.
+    fs::write(src.join("f"), b"three").unwrap();
+    let w = env.write(&src, &[]);
+    assert_eq!(w["parent"], second.as_str());
+    assert_eq!(env.cat("latest", "f"), b"three");
+}

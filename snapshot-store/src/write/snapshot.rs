@@ -270,13 +270,16 @@ fn notify(tracking: Option<&Tracking>, f: impl Fn(&dyn crate::tracking::ChangePr
     }
 }
 
-/// The newest snapshot of the same source, if any.
+/// The newest readable snapshot of the same source, if any (a damaged manifest does not stop
+/// backups: `verify` and `list` report it).
 fn previous_snapshot(store: &Store, source: &Path) -> Result<Option<Arc<Snapshot>>> {
     let want = os_bytes(source.as_os_str());
     for id in store.snapshot_ids()?.iter().rev() {
-        let snap = store.snapshot(id)?;
-        if snap.source == want {
-            return Ok(Some(snap));
+        match store.snapshot(id) {
+            Ok(snap) if snap.source == want => return Ok(Some(snap)),
+            Ok(_) => {}
+            Err(e) if e.is_corruption() => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(None)

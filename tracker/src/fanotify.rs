@@ -1,5 +1,9 @@
 //! A minimal, safe wrapper of the fanotify calls the tracker needs (libc has the calls and most
 //! constants; the pre-content ones are defined here, checked on Linux 6.18).
+//!
+//! Events are parsed from bytes without taking any descriptor ([`RawEvent`]); only
+//! [`Group::read`], which knows the bytes came from the kernel, takes ownership of the
+//! descriptors the kernel created for them.
 
 use std::ffi::CString;
 use std::io;
@@ -15,6 +19,19 @@ const FAN_EVENT_INFO_TYPE_RANGE: u8 = 6;
 /// A fanotify group of the pre-content class.
 pub struct Group {
     fd: OwnedFd,
+}
+
+/// One event as the bytes read from the group say: its descriptor is a number, not yet owned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawEvent {
+    /// The event mask.
+    pub mask: u64,
+    /// The descriptor number the kernel gave the event (negative for overflow events).
+    pub fd: RawFd,
+    /// The process (or, with `FAN_REPORT_TID`, the thread) that caused it.
+    pub pid: i32,
+    /// The range (offset, count); count 0 means the whole file.
+    pub range: Option<(u64, u64)>,
 }
 
 /// One event.
@@ -90,7 +107,19 @@ impl Group {
                 _ => Err(e),
             };
         }
-        Ok(parse(buf.get(..n as usize).unwrap_or_default()))
+        let events = parse(buf.get(..n as usize).unwrap_or_default());
+        Ok(events
+            .into_iter()
+            .map(|e| Event {
+                mask: e.mask,
+                // SAFETY: these bytes were just read from this group's descriptor, and for every
+                // event with a descriptor the kernel created a new one in this process, owned
+                // by nobody else: taking ownership here is what closes it once answered.
+                file: (e.fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(e.fd) }),
+                pid: e.pid,
+                range: e.range,
+            })
+            .collect())
     }
 
     /// Lets the access of an event go ahead.
@@ -121,8 +150,8 @@ fn u64_at(b: &[u8], i: usize) -> Option<u64> {
     Some(u64::from_ne_bytes(b.get(i..i + 8)?.try_into().ok()?))
 }
 
-/// Parses the events in `b` (byte-wise: no alignment assumed).
-fn parse(b: &[u8]) -> Vec<Event> {
+/// Parses the events in `b` (byte-wise: no alignment assumed); descriptors stay numbers.
+fn parse(b: &[u8]) -> Vec<RawEvent> {
     let mut out = Vec::new();
     let mut off = 0usize;
     while let (Some(event_len), Some(metadata_len)) = (u32_at(b, off), u16_at(b, off + 6)) {
@@ -146,13 +175,7 @@ fn parse(b: &[u8]) -> Vec<Event> {
             }
             p += len;
         }
-        let file = if fd >= 0 {
-            // SAFETY: the kernel created this fd for us with the event; we own it from now on.
-            Some(unsafe { OwnedFd::from_raw_fd(fd) })
-        } else {
-            None
-        };
-        out.push(Event { mask, file, pid, range });
+        out.push(RawEvent { mask, fd, pid, range });
         off += event_len;
     }
     out
@@ -174,11 +197,30 @@ mod tests {
         b.extend_from_slice(&0i32.to_ne_bytes());
         let events = parse(&b);
         assert_eq!(events.len(), 1);
-        assert!(events[0].file.is_none());
+        assert!(events[0].fd < 0);
         assert_eq!(events[0].mask, libc::FAN_Q_OVERFLOW);
         assert_eq!(events[0].range, None);
         // Garbage never panics.
         assert!(parse(&[1, 2, 3]).is_empty());
         assert!(parse(&[0xff; 100]).is_empty());
+    }
+
+    #[test]
+    fn parsing_bytes_never_takes_a_descriptor() {
+        // An event naming a descriptor of this process: parsing (and dropping what it gives)
+        // must leave that descriptor open.
+        let f = std::fs::File::open("/dev/null").unwrap();
+        let fd = f.as_raw_fd();
+        let mut b = Vec::new();
+        b.extend_from_slice(&24u32.to_ne_bytes());
+        b.extend_from_slice(&[3, 0]);
+        b.extend_from_slice(&24u16.to_ne_bytes());
+        b.extend_from_slice(&FAN_PRE_ACCESS.to_ne_bytes());
+        b.extend_from_slice(&fd.to_ne_bytes());
+        b.extend_from_slice(&1i32.to_ne_bytes());
+        let events = parse(&b);
+        assert_eq!(events.len(), 1);
+        drop(events);
+        assert!(rustix::io::fcntl_getfd(&f).is_ok(), "descriptor {fd} was closed");
     }
 }

@@ -335,3 +335,83 @@ fn btrfs_reflink_tracks_every_writer_or_compares() {
 fn ext4_fanotify_tracks_every_writer_or_compares() {
     battery("ext4", "fanotify");
 }
+
+#[test]
+fn reads_by_other_processes_are_not_changes() {
+    if !have(&[Need::Tool("python3"), Need::Tool("cp")]) {
+        return;
+    }
+    let Some(lfs) = LoopFs::new("ext4") else { return };
+    let src = lfs.mnt.join("src");
+    fs::create_dir(&src).unwrap();
+    let path = src.join("disk.img");
+    let mut data = pseudo(64 << 20, 9);
+    fs::write(&path, &data).unwrap();
+    let env = Env::new(&["--change-tracking", "--min-delta-size", "1M"]);
+    let _tracker = Tracker::start(&env, &src);
+    env.write(&src, &[]);
+    // 1% of the file rewritten in place, in 4 KiB writes scattered over it.
+    let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let mut changed = 0u64;
+    for i in 0..164u64 {
+        let at = (i * 409_601) % ((64 << 20) - 4096);
+        let bytes = pseudo(4096, 1000 + i);
+        f.write_all_at(&bytes, at).unwrap();
+        data[at as usize..at as usize + 4096].copy_from_slice(&bytes);
+        changed += 4096;
+    }
+    drop(f);
+    // Then the whole file is read: by cat, by cp (copy_file_range on ext4), through a read-only
+    // mapping, and by read(2) in this process.
+    assert!(
+        Command::new("cat")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let copy = lfs.mnt.join("copy");
+    assert!(Command::new("cp").arg(&path).arg(&copy).status().unwrap().success());
+    fs::remove_file(&copy).unwrap();
+    {
+        let f = fs::File::open(&path).unwrap();
+        assert!(read_through_mapping(&f) == data);
+    }
+    assert!(fs::read(&path).unwrap() == data);
+
+    let s = env.write(&src, &[]);
+    let file = &s["files"][0];
+    assert_eq!(
+        file["change_source"], "fanotify",
+        "reads were taken for changes: {file}"
+    );
+    let read = file["bytes_read"].as_u64().unwrap();
+    // The changed blocks (a write may straddle two signature blocks) and the verify sample.
+    assert!(
+        read <= 2 * changed + 16 * 4096,
+        "read {read} bytes for {changed} changed: {file}"
+    );
+    let id = s["snapshot"].as_str().unwrap();
+    assert!(
+        env.cat(id, "disk.img") == data,
+        "the tracked version differs from the file"
+    );
+}
+
+/// The file's bytes as another process reads them through a read-only shared mapping of it
+/// (python3's mmap module).
+fn read_through_mapping(f: &fs::File) -> Vec<u8> {
+    let len = f.metadata().unwrap().len() as usize;
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import mmap,sys,os; f=open(sys.argv[1],'rb'); m=mmap.mmap(f.fileno(),0,access=mmap.ACCESS_READ); sys.stdout.buffer.write(m[:])",
+        ])
+        .arg(format!("/proc/{}/fd/{}", std::process::id(), std::os::fd::AsRawFd::as_raw_fd(f)))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout.len(), len);
+    out.stdout
+}

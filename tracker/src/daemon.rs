@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 use snapshot_store::RangeSet;
 use snapshot_store::change_log::{CutPoint, FileKey, LogPaths, LogWriter, RecordKind};
 
+use crate::access::{self, Access, FileId};
 use crate::fanotify::Group;
 use crate::scan::hidden_writers;
 
@@ -131,8 +132,18 @@ fn event_loop(group: &Group, source: &Path, ignored: &Mutex<HashSet<i32>>, tx: &
                 let _ = tx.send(Msg::Overflow);
             }
             let Some(file) = ev.file else { continue };
-            if !ignored.lock().contains(&ev.pid)
-                && let Some((key, size)) = identify(&file, source)
+            // Writers between their cut and the end of their write read the source; the tracker
+            // itself never touches it. Everything else is recorded unless proven a read.
+            let ignore = |tid| access::process_of(tid).is_some_and(|p| ignored.lock().contains(&p));
+            if let Some((key, size)) = identify(&file, source)
+                && !ignore(ev.tid)
+                && access::classify(
+                    ev.tid,
+                    FileId {
+                        dev: key.dev,
+                        ino: key.ino,
+                    },
+                ) == Access::Write
             {
                 let (offset, count) = ev.range.unwrap_or((0, 0));
                 // Recorded before the access may proceed: it lands in this epoch or an earlier one.

@@ -41,8 +41,8 @@ pub struct Event {
     pub mask: u64,
     /// An fd of the file (None for overflow events).
     pub file: Option<OwnedFd>,
-    /// The process that caused it.
-    pub pid: i32,
+    /// The thread that caused it (the group reports thread ids).
+    pub tid: i32,
     /// The range (offset, count); count 0 means the whole file.
     pub range: Option<(u64, u64)>,
 }
@@ -50,7 +50,12 @@ pub struct Event {
 impl Group {
     /// A new group with an unlimited queue.
     pub fn new() -> io::Result<Group> {
-        let flags = libc::FAN_CLASS_PRE_CONTENT | libc::FAN_CLOEXEC | libc::FAN_UNLIMITED_QUEUE | libc::FAN_NONBLOCK;
+        // Thread ids, not process ids: the thread that caused an event tells what it was.
+        let flags = libc::FAN_CLASS_PRE_CONTENT
+            | libc::FAN_CLOEXEC
+            | libc::FAN_UNLIMITED_QUEUE
+            | libc::FAN_NONBLOCK
+            | libc::FAN_REPORT_TID;
         let event_flags = (libc::O_RDONLY | libc::O_LARGEFILE | libc::O_CLOEXEC) as u32;
         // SAFETY: fanotify_init takes two integer flag sets and returns a new fd or -1.
         let fd = unsafe { libc::fanotify_init(flags, event_flags) };
@@ -116,7 +121,7 @@ impl Group {
                 // event with a descriptor the kernel created a new one in this process, owned
                 // by nobody else: taking ownership here is what closes it once answered.
                 file: (e.fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(e.fd) }),
-                pid: e.pid,
+                tid: e.pid,
                 range: e.range,
             })
             .collect())

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! workload init DIR [--scale S] [--seed N]          day 0: mailbox.mbox, vm.img, tree/
+//! workload tree DIR [--scale S] [--seed N]          day 0's tree/ alone, in DIR
 //! workload day DIR N [--scale S] [--seed N]         apply day N's changes (days must run in order)
 //! workload random-file PATH --size SIZE [--seed N]  SIZE bytes of incompressible data
 //! workload mutate-file PATH [--percent P] [--seed N] [--day N]
@@ -1079,6 +1080,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Args, String> {
 
 const USAGE: &str = "usage:
   workload init DIR [--scale S] [--seed N]
+  workload tree DIR [--scale S] [--seed N]
   workload day DIR N [--scale S] [--seed N]
   workload random-file PATH --size SIZE [--seed N]
   workload mutate-file PATH [--percent P] [--seed N] [--day N]";
@@ -1114,6 +1116,20 @@ fn run() -> Result<(), String> {
             let t = tree_init(&p, &dir.join("tree")).map_err(io)?;
             println!("  tree {t}");
             format!("{{\"cmd\":\"init\",\"mailbox\":{m},\"vm\":{v},\"tree\":{t}")
+        }
+        ("tree", [dir]) => {
+            let dir = Path::new(dir);
+            fs::create_dir_all(dir).map_err(io)?;
+            println!(
+                "tree {} (scale {}, seed {}): {} files",
+                dir.display(),
+                p.scale,
+                p.seed,
+                p.tree_files()
+            );
+            let t = tree_init(&p, dir).map_err(io)?;
+            println!("  tree {t}");
+            format!("{{\"cmd\":\"tree\",\"tree\":{t}")
         }
         ("day", [dir, n]) => {
             let dir = Path::new(dir);

@@ -170,7 +170,6 @@ pub fn open_without_readahead(path: &Path) -> Option<File> {
 
 /// Flushes everything written to the file system holding `dir` (one call instead of one `fsync`
 /// per file where the platform has `syncfs`; elsewhere each of `files` is flushed).
-#[allow(dead_code)] // used by restore (next commit)
 pub fn sync_filesystem(dir: &Path, files: &[PathBuf]) -> Result<()> {
     #[cfg(target_os = "linux")]
     {

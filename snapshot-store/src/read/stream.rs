@@ -32,16 +32,27 @@ impl FileReader {
     /// Streams the whole content in order: data windows of up to [`WINDOW`] bytes, decoded ahead
     /// on other threads, and holes as lengths. `f` sees every byte range exactly once.
     ///
-    /// The decoding threads are this call's own (not rayon's), so `stream` may be called from
-    /// inside a rayon task without starving the pool.
+    /// A version whose data fits in one window is decoded on the calling thread (a small file
+    /// costs no thread). The decoding threads of larger ones are this call's own (not rayon's),
+    /// so `stream` may be called from inside a rayon task without starving the pool.
     pub fn stream(&self, mut f: impl FnMut(Window<'_>) -> Result<()>) -> Result<()> {
         let tasks = self.windows();
         let data_tasks: Vec<(u64, u64)> = tasks.iter().filter(|t| t.2).map(|t| (t.0, t.1)).collect();
-        let threads = std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .clamp(1, 4)
-            .min(data_tasks.len().max(1));
         let frames = StreamFrames::new();
+        if data_tasks.len() <= 1 {
+            let mut buf = Vec::new();
+            for &(offset, len, is_data) in &tasks {
+                if is_data {
+                    buf.resize(len as usize, 0);
+                    self.read_window(offset, &mut buf, &frames)?;
+                    f(Window::Data { offset, bytes: &buf })?;
+                } else {
+                    f(Window::Hole { offset, len })?;
+                }
+            }
+            return Ok(());
+        }
+        let threads = decoders().min(data_tasks.len());
         let frames = &frames;
         let data_tasks = &data_tasks;
         std::thread::scope(|scope| {
@@ -145,6 +156,13 @@ impl FileReader {
         }
         Ok(written)
     }
+}
+
+/// Threads decoding one stream: the cores, from 1 to 4 (asked once: the answer reads cgroup
+/// files).
+fn decoders() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4))
 }
 
 /// Bytes per data window of [`FileReader::stream`].

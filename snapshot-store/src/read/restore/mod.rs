@@ -1,19 +1,28 @@
 //! Restoring a snapshot, a subtree or one file to a target path: content (holes kept), mode,
 //! mtime, symbolic links, hard links, `user.*` extended attributes, and owners when run as root.
 //! Existing files are never overwritten.
+//!
+//! The tree is laid out first (directories, links, special files), then the regular files are
+//! written — small ones several at a time, large ones one by one, each with every core — then
+//! hard links are made and everything is flushed with one call, and the directories get their
+//! metadata last, deepest first.
+
+mod content;
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
 
 use crate::error::{Error, IoContext, Result};
 use crate::format::snapshot::{Entry, EntryKind, Snapshot};
-use crate::hash::block::{for_zeros, is_zero};
-use crate::os::file::write_all_at;
+use crate::os::file::sync_filesystem;
 use crate::os::meta::{self, path_from_bytes};
-use crate::read::reader::FileReader;
-use crate::read::stream::Window;
 use crate::store::Store;
+
+/// Files at least this large are restored one at a time (each decoded by several threads).
+const LARGE_FILE: u64 = 8 << 20;
 
 /// Options of a restore.
 #[derive(Debug, Clone, Copy)]
@@ -70,26 +79,16 @@ pub fn restore(
         snap,
         opts,
         summary: RestoreSummary::default(),
-        links: HashMap::new(),
+        files: Vec::new(),
+        firsts: HashMap::new(),
+        links: Vec::new(),
         dirs: Vec::new(),
     };
     if entry.kind == EntryKind::Dir {
-        match fs::read_dir(target) {
-            Ok(mut it) => {
-                if it.next().is_some() {
-                    return Err(Error::TargetNotEmpty {
-                        path: target.to_path_buf(),
-                    });
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                fs::create_dir_all(target).at(target)?;
-            }
-            Err(e) => return Err(Error::io(target, e)),
-        }
+        prepare_target_dir(target)?;
         r.dirs.push((target.to_path_buf(), index));
         r.summary.dirs += 1;
-        r.restore_children(index, target);
+        r.lay_out_children(index, target);
     } else {
         let dest = if target.is_dir() {
             target.join(path_from_bytes(&entry.name))
@@ -99,8 +98,12 @@ pub fn restore(
         if fs::symlink_metadata(&dest).is_ok() {
             return Err(Error::TargetExists { path: dest });
         }
-        r.restore_entry(index, &dest);
+        r.lay_out(index, &dest);
     }
+    r.write_files();
+    r.make_links();
+    let written: Vec<PathBuf> = r.files.iter().map(|(_, p)| p.clone()).collect();
+    sync_filesystem(target, &written)?;
     // Directory metadata last (deepest first), so writing into them did not change their mtime.
     while let Some((dir, index)) = r.dirs.pop() {
         if let Some(e) = snap.entry(index)
@@ -109,7 +112,22 @@ pub fn restore(
             r.summary.errors.push((dir, err.to_string()));
         }
     }
+    r.summary.errors.sort();
     Ok(r.summary)
+}
+
+/// Creates `target` for a tree, or checks that it is an empty directory.
+fn prepare_target_dir(target: &Path) -> Result<()> {
+    match fs::read_dir(target) {
+        Ok(mut it) => match it.next() {
+            Some(_) => Err(Error::TargetNotEmpty {
+                path: target.to_path_buf(),
+            }),
+            None => Ok(()),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => fs::create_dir_all(target).at(target),
+        Err(e) => Err(Error::io(target, e)),
+    }
 }
 
 struct Restorer<'a> {
@@ -117,12 +135,18 @@ struct Restorer<'a> {
     snap: &'a Snapshot,
     opts: RestoreOptions,
     summary: RestoreSummary,
-    links: HashMap<u32, PathBuf>,
+    /// Regular files to write: entry index and destination.
+    files: Vec<(u32, PathBuf)>,
+    /// The destination of the first entry of each hard-link group.
+    firsts: HashMap<u32, PathBuf>,
+    /// Hard links to make once the files are written: destination, group.
+    links: Vec<(PathBuf, u32)>,
+    /// Directories made, in creation order (their metadata is applied last).
     dirs: Vec<(PathBuf, u32)>,
 }
 
 impl Restorer<'_> {
-    fn restore_children(&mut self, dir: u32, at: &Path) {
+    fn lay_out_children(&mut self, dir: u32, at: &Path) {
         let Some(d) = self.snap.entry(dir) else {
             return;
         };
@@ -131,41 +155,40 @@ impl Restorer<'_> {
                 continue;
             };
             let dest = at.join(path_from_bytes(&e.name));
-            self.restore_entry(child, &dest);
+            self.lay_out(child, &dest);
         }
     }
 
-    fn restore_entry(&mut self, index: u32, dest: &Path) {
+    /// Makes entry `index` at `dest`, or notes it for later (regular files, hard links).
+    fn lay_out(&mut self, index: u32, dest: &Path) {
         let Some(e) = self.snap.entry(index) else {
             return;
         };
-        if let Err(err) = self.restore_one(index, e, dest) {
+        if let Err(err) = self.lay_out_one(index, e, dest) {
             self.summary.errors.push((dest.to_path_buf(), err.to_string()));
         }
     }
 
-    fn restore_one(&mut self, index: u32, e: &Entry, dest: &Path) -> Result<()> {
+    fn lay_out_one(&mut self, index: u32, e: &Entry, dest: &Path) -> Result<()> {
         match e.kind {
             EntryKind::Dir => {
                 fs::create_dir(dest).at(dest)?;
                 meta::set_mode(dest, 0o700)?;
                 self.summary.dirs += 1;
                 self.dirs.push((dest.to_path_buf(), index));
-                self.restore_children(index, dest);
-                return Ok(());
+                self.lay_out_children(index, dest);
+                Ok(())
             }
             EntryKind::File => {
                 if e.hardlink != 0 {
-                    if let Some(first) = self.links.get(&e.hardlink) {
-                        fs::hard_link(first, dest).at(dest)?;
-                        self.summary.others += 1;
+                    if self.firsts.contains_key(&e.hardlink) {
+                        self.links.push((dest.to_path_buf(), e.hardlink));
                         return Ok(());
                     }
-                    self.links.insert(e.hardlink, dest.to_path_buf());
+                    self.firsts.insert(e.hardlink, dest.to_path_buf());
                 }
-                self.write_file(e, dest)?;
-                self.summary.files += 1;
-                self.summary.bytes += e.meta.size;
+                self.files.push((index, dest.to_path_buf()));
+                Ok(())
             }
             EntryKind::Symlink => {
                 let target = e.target.as_deref().unwrap_or_default();
@@ -174,60 +197,61 @@ impl Restorer<'_> {
                 if self.opts.owners {
                     meta::set_owner(dest, e.meta.uid, e.meta.gid)?;
                 }
-                return meta::set_mtime(dest, e.meta.mtime_ns);
+                meta::set_mtime(dest, e.meta.mtime_ns)
             }
             EntryKind::Fifo | EntryKind::CharDevice | EntryKind::BlockDevice => {
                 meta::make_node(e.kind, e.meta.rdev, dest)?;
                 self.summary.others += 1;
+                self.apply_meta(dest, e)
             }
-            EntryKind::Socket => {
-                return Err(Error::NotRestorable {
-                    what: "a socket (sockets are recorded but not restored)".into(),
-                });
-            }
+            EntryKind::Socket => Err(Error::NotRestorable {
+                what: "a socket (sockets are recorded but not restored)".into(),
+            }),
         }
-        self.apply_meta(dest, e)
     }
 
-    fn write_file(&mut self, e: &Entry, dest: &Path) -> Result<()> {
-        let content = e
-            .content
-            .ok_or_else(|| Error::corrupt(format!("snapshot {}", self.snap.id), "file entry without content"))?;
-        let reader = FileReader::open(self.store, &content, e.meta.size)?;
-        let file = OpenOptions::new().write(true).create_new(true).open(dest).at(dest)?;
-        // Keep holes: the map's holes are never written; zero blocks of a sparse original neither.
-        let sparse = e.meta.blocks.saturating_mul(512) < e.meta.size;
-        let mut hasher = self.opts.verify.then(blake3::Hasher::new);
-        reader.stream(|window| {
-            match window {
-                Window::Hole { len, .. } => {
-                    if let Some(h) = hasher.as_mut() {
-                        hash_zeros(h, len);
-                    }
-                }
-                Window::Data { offset, bytes } => {
-                    if let Some(h) = hasher.as_mut() {
-                        h.update(bytes);
-                    }
-                    write_sparse(&file, bytes, offset, sparse).at(dest)?;
-                }
+    /// Writes every regular file with its metadata: small ones in parallel, then large ones.
+    fn write_files(&mut self) {
+        let this = &*self;
+        let one = |(index, dest): &(u32, PathBuf)| -> (u64, Option<(PathBuf, String)>) {
+            let Some(e) = this.snap.entry(*index) else {
+                return (0, None);
+            };
+            match this.write_file(e, dest).and_then(|()| this.apply_meta(dest, e)) {
+                Ok(()) => (e.meta.size, None),
+                Err(err) => (0, Some((dest.clone(), err.to_string()))),
             }
-            Ok(())
-        })?;
-        file.set_len(reader.size()).at(dest)?;
-        if let Some(h) = hasher {
-            reader.check_hash(h).map_err(|e| match e {
-                Error::ChecksumMismatch { what, expected, got } => Error::ChecksumMismatch {
-                    what: format!("{what} (restoring {})", dest.display()),
-                    expected,
-                    got,
-                },
-                other => other,
-            })?;
+        };
+        let size = |(index, _): &&(u32, PathBuf)| this.snap.entry(*index).map_or(0, |e| e.meta.size);
+        let (large, small): (Vec<_>, Vec<_>) = this.files.iter().partition(|f| size(f) >= LARGE_FILE);
+        let mut results: Vec<(u64, Option<(PathBuf, String)>)> = small.par_iter().map(|f| one(f)).collect();
+        results.extend(large.into_iter().map(one));
+        for (bytes, err) in results {
+            match err {
+                None => {
+                    self.summary.files += 1;
+                    self.summary.bytes += bytes;
+                }
+                Some(e) => self.summary.errors.push(e),
+            }
         }
-        file.sync_all().at(dest)?;
-        drop(file);
-        Ok(())
+    }
+
+    /// Makes the hard links to the files written first.
+    fn make_links(&mut self) {
+        for (dest, group) in std::mem::take(&mut self.links) {
+            let made = match self.firsts.get(&group) {
+                Some(first) => fs::hard_link(first, &dest).at(&dest),
+                None => Err(Error::corrupt(
+                    format!("snapshot {}", self.snap.id),
+                    "a hard link without its file",
+                )),
+            };
+            match made {
+                Ok(()) => self.summary.others += 1,
+                Err(e) => self.summary.errors.push((dest, e.to_string())),
+            }
+        }
     }
 
     fn apply_meta(&self, path: &Path, e: &Entry) -> Result<()> {
@@ -240,32 +264,6 @@ impl Restorer<'_> {
         meta::set_mode(path, e.meta.mode)?;
         meta::set_mtime(path, e.meta.mtime_ns)
     }
-}
-
-/// Writes `data` at `offset`, skipping aligned all-zero 4 KiB blocks when `sparse`.
-fn write_sparse(file: &File, data: &[u8], offset: u64, sparse: bool) -> std::io::Result<()> {
-    if !sparse {
-        return write_all_at(file, data, offset);
-    }
-    const BLOCK: usize = 4096;
-    let mut i = 0usize;
-    while i < data.len() {
-        let abs = offset + i as u64;
-        let to_boundary = BLOCK - (abs % BLOCK as u64) as usize;
-        let n = to_boundary.min(data.len() - i);
-        let chunk = &data[i..i + n];
-        if !(n == BLOCK && is_zero(chunk)) {
-            write_all_at(file, chunk, abs)?;
-        }
-        i += n;
-    }
-    Ok(())
-}
-
-fn hash_zeros(h: &mut blake3::Hasher, n: u64) {
-    for_zeros(n, |z| {
-        h.update(z);
-    });
 }
 
 #[cfg(test)]

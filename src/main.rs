@@ -14,6 +14,10 @@ use clap::Parser;
 /// restore errors, problems found by verify).
 pub const EXIT_PARTIAL: u8 = 3;
 
+/// Exit status when what the command needs is not available on this machine (FUSE for `mount`,
+/// fanotify pre-content events for `track`).
+pub const EXIT_UNAVAILABLE: u8 = 4;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match commands::run(cli) {

@@ -23,6 +23,7 @@ pub(crate) enum Point {
     /// Before the reflink reference table is written, after a commit.
     RefTableWrite,
     /// Before the change log's state file is written, after a commit.
+    #[cfg(unix)]
     ChangeLogStateWrite,
 }
 

@@ -98,10 +98,10 @@ pub use tracking::{ChangeProvider, ChangeSource, DEFAULT_VERIFY_SAMPLE, TrackedC
 pub use write::progress::WriteProgress;
 pub use write::{Decision, EntryError, Fallback, FileReport, FullReason, WriteOptions, WriteSummary, write_snapshot};
 
-/// The change log of `backup-fs track`, for the tracker that writes it.
+/// The change log of `backup-fs track`, for the tracker that writes it (Unix).
+#[cfg(unix)]
 pub mod change_log {
     pub use crate::format::changelog::{CutPoint, FileKey, RecordKind};
     pub use crate::tracking::changelog::{LogPaths, LogWriter};
-    #[cfg(unix)]
     pub use crate::tracking::fanotify::FanotifyProvider;
 }

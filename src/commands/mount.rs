@@ -3,19 +3,17 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
-use snapshot_store::{Store, StoreOptions};
+use anyhow::Result;
 
 use crate::cli::MountArgs;
-#[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
-use crate::cli::XattrsArg;
-
-/// Exit status when FUSE is not available on this machine.
-pub const EXIT_NO_FUSE: u8 = 4;
 
 #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
 pub fn run(store_dir: &Path, args: &MountArgs) -> Result<ExitCode> {
+    use anyhow::Context;
     use mount::{MountError, MountOptions, XattrPolicy};
+    use snapshot_store::{Store, StoreOptions};
+
+    use crate::cli::XattrsArg;
 
     let mountpoint = &args.mountpoint;
     let store = Store::open_with(
@@ -40,7 +38,7 @@ pub fn run(store_dir: &Path, args: &MountArgs) -> Result<ExitCode> {
         Ok(m) => m,
         Err(e @ MountError::FuseUnavailable(_)) => {
             eprintln!("backup-fs: error: {e}");
-            return Ok(ExitCode::from(EXIT_NO_FUSE));
+            return Ok(ExitCode::from(crate::EXIT_UNAVAILABLE));
         }
         Err(e) => return Err(e.into()),
     };

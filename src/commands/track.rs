@@ -26,7 +26,7 @@ pub fn run(store: &Store, source: &Path) -> Result<ExitCode> {
         }
         Err(e @ TrackerError::Unavailable(_)) => {
             eprintln!("backup-fs: error: {e}");
-            Ok(ExitCode::from(crate::commands::mount::EXIT_NO_FUSE))
+            Ok(ExitCode::from(crate::EXIT_UNAVAILABLE))
         }
         Err(e) => Err(e.into()),
     }

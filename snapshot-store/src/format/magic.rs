@@ -42,7 +42,8 @@ pub const REF_TABLE: &[u8; 8] = b"BKFSrefs";
 pub const DATA: &[u8; 8] = b"BKFSdata";
 /// End of a data object. On disk: do not modify.
 pub const DATA_END: &[u8; 8] = b"BKFSdEND";
-/// Start of a change-log epoch file. On disk: do not modify.
+/// Start of a change-log epoch file (written and read on Unix only). On disk: do not modify.
+#[cfg_attr(not(unix), allow(dead_code))]
 pub const CHANGE_LOG: &[u8; 8] = b"BKFSclog";
 
 /// Derive-key context naming signature objects. On disk: do not modify.

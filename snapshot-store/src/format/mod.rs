@@ -2,6 +2,7 @@
 //! touches the file system; every decoder names what it decodes in its errors and never panics,
 //! whatever the input. `docs/FORMAT.md` is the normative description of these bytes.
 
+#[cfg(unix)]
 pub(crate) mod changelog;
 pub(crate) mod codec;
 pub(crate) mod config;

@@ -3,6 +3,7 @@
 //! `backup-fs track`, or a list from an outside tracker. Every source errs towards reading more:
 //! one that is not sure answers nothing and the file is compared.
 
+#[cfg(unix)]
 pub(crate) mod changelog;
 pub(crate) mod extent_diff;
 #[cfg(unix)]

@@ -393,5 +393,21 @@ mod tests {
         p.encode(&mut e);
         let b = e.into_bytes();
         assert_eq!(Policy::decode(&mut Decoder::new(&b, "p")).unwrap(), p);
+        for cut in 0..b.len() {
+            assert!(Policy::decode(&mut Decoder::new(&b[..cut], "p")).is_err(), "cut {cut}");
+        }
+        let mut bad_mode = b.clone();
+        bad_mode[0] = 2;
+        assert!(Policy::decode(&mut Decoder::new(&bad_mode, "p")).is_err());
+        let mut bad_block = b.clone();
+        bad_block[1..5].copy_from_slice(&100u32.to_le_bytes());
+        assert!(Policy::decode(&mut Decoder::new(&bad_block, "p")).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decoding_garbage_never_panics(data: Vec<u8>) {
+            let _ = Policy::decode(&mut Decoder::new(&data, "g"));
+        }
     }
 }

@@ -176,7 +176,7 @@ fn describe(id: &ObjectId, path: &Path) -> String {
 mod tests {
     use super::super::DataObjectWriter;
     use super::*;
-    use crate::format::object::{END_MAGIC, header};
+    use crate::format::object::{END_MAGIC, FRAME_SIZE, header};
 
     fn write_object(dir: &Path, data: &[u8]) -> (ObjectId, PathBuf) {
         let mut w = DataObjectWriter::create(dir, 3).unwrap();
@@ -194,7 +194,8 @@ mod tests {
     #[test]
     fn frames_roundtrip() {
         let dir = tempfile::tempdir().unwrap();
-        for n in [0usize, 1, 131072, 131073, 1_000_000] {
+        let fs = FRAME_SIZE as usize;
+        for n in [0usize, 1, fs - 1, fs, fs + 1, 3 * fs, 1_000_000] {
             let data = sample(n);
             let (id, path) = write_object(dir.path(), &data);
             assert_eq!(id, ObjectId::from(blake3::hash(&data)));
@@ -239,6 +240,7 @@ mod tests {
 
         // A damaged frame read at random is an error as well, never other bytes.
         let mut bad = std::fs::read(&path).unwrap();
+        assert!(obj.frames().len() > 3, "{} frames", obj.frames().len());
         let f = obj.frames()[3];
         bad[f.stored_offset as usize + 100] ^= 1;
         std::fs::write(&path, &bad).unwrap();
@@ -270,7 +272,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("o");
             // Garbage alone, and garbage with a valid-looking header and end magic.
-            for bytes in [data.clone(), [&header(131072)[..], &data, &tail, END_MAGIC].concat()] {
+            for bytes in [data.clone(), [&header(FRAME_SIZE)[..], &data, &tail, END_MAGIC].concat()] {
                 std::fs::write(&path, &bytes).unwrap();
                 if let Ok(o) = DataObject::open(ObjectId([0; 32]), &path) {
                     for f in 0..o.frames().len() {

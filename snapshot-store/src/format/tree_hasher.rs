@@ -95,13 +95,21 @@ pub struct TreeHasher {
     tree: TreeBuilder,
     /// The content while it is at most one leaf long (a one-leaf root needs the bytes).
     head: Vec<u8>,
+    /// Whether long runs of leaves are hashed on rayon's pool.
+    parallel: bool,
 }
 
 impl TreeHasher {
-    /// A hasher sharing regions with `base` where they are equal.
-    pub fn new(base: Option<Arc<TreeTable>>) -> Self {
+    /// A hasher sharing regions with `base` where they are equal, hashing long runs of leaves on
+    /// rayon's pool when `parallel`.
+    ///
+    /// `parallel` must be false when the thread that feeds the hasher is waited on by a pool
+    /// worker (as the hash thread of a file written inside a rayon task is): with every worker so
+    /// waiting, nothing would run the pool's share of the hashing, and the write would hang.
+    pub fn new(base: Option<Arc<TreeTable>>, parallel: bool) -> Self {
         TreeHasher {
             tree: TreeBuilder::new(base),
+            parallel,
             ..Self::default()
         }
     }
@@ -134,7 +142,7 @@ impl TreeHasher {
         let whole = data.len() / LEAF as usize * LEAF as usize;
         let (leaves, tail) = data.split_at(whole);
         let first = self.leaves;
-        if leaves.len() >= 16 * LEAF as usize {
+        if self.parallel && leaves.len() >= 16 * LEAF as usize {
             let cvs: Vec<Cv> = leaves
                 .par_chunks(LEAF as usize)
                 .enumerate()
@@ -187,7 +195,7 @@ mod tests {
     }
 
     fn hash_tree(data: &[u8], base: Option<Arc<TreeTable>>) -> (VersionId, TreeLeaves) {
-        let mut t = TreeHasher::new(base);
+        let mut t = TreeHasher::new(base, true);
         t.update(data);
         t.finish()
     }
@@ -217,9 +225,9 @@ mod tests {
 
     proptest! {
         #[test]
-        fn tree_root_is_blake3(n in 0usize..600_000, piece in 1usize..70_000, seed: u8) {
+        fn tree_root_is_blake3(n in 0usize..600_000, piece in 1usize..70_000, seed: u8, parallel: bool) {
             let data = bytes(n, seed);
-            let mut t = TreeHasher::new(None);
+            let mut t = TreeHasher::new(None, parallel);
             for c in data.chunks(piece) {
                 t.update(c);
             }
@@ -300,10 +308,10 @@ mod tests {
 
     #[test]
     fn zeros_hash_like_zero_bytes() {
-        let mut a = TreeHasher::new(None);
+        let mut a = TreeHasher::new(None, true);
         a.update(b"x");
         a.update_zeros(10_000);
-        let mut b = TreeHasher::new(None);
+        let mut b = TreeHasher::new(None, false);
         let mut v = vec![0u8; 10_001];
         v[0] = b'x';
         b.update(&v);

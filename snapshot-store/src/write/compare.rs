@@ -118,8 +118,11 @@ impl FileWriter<'_> {
         let mut matcher = Matcher::new(index.as_ref(), self.policy.block_size.for_size(size));
         let mut sink = DataObjectWriter::create(&self.store.tmp_dir(), COMPRESSION_LEVEL).map_err(Failure::Store)?;
         let limit = delta.as_ref().and_then(|d| d.limit);
-        let hasher = ContentHasher::new(self.policy.change_tracking, self.tree_base(delta.as_ref()));
-        // The content hash runs on its own thread, beside the matcher, on the same buffers.
+        // The content hash runs on its own thread, beside the matcher, on the same buffers. That
+        // thread may use rayon's pool only if this one is not a pool worker: a worker blocked
+        // joining it cannot run the pool's jobs (files written in parallel would deadlock).
+        let pool_free = rayon::current_thread_index().is_none();
+        let hasher = ContentHasher::new(self.policy.change_tracking, self.tree_base(delta.as_ref()), pool_free);
         let (hash_tx, hash_rx) = mpsc::sync_channel::<Segment>(2);
         let root = self.store.root();
         let (read, hashed) = std::thread::scope(|scope| {

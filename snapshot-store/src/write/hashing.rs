@@ -16,10 +16,11 @@ pub enum ContentHasher {
 }
 
 impl ContentHasher {
-    /// A hasher keeping a tree when `tree`, sharing regions with `base` when given.
-    pub fn new(tree: bool, base: Option<Arc<TreeTable>>) -> Self {
+    /// A hasher keeping a tree when `tree`, sharing regions with `base` when given; the tree is
+    /// hashed on rayon's pool when `parallel` (see [`TreeHasher::new`] for when it must not be).
+    pub fn new(tree: bool, base: Option<Arc<TreeTable>>, parallel: bool) -> Self {
         if tree {
-            ContentHasher::Tree(Box::new(TreeHasher::new(base)))
+            ContentHasher::Tree(Box::new(TreeHasher::new(base, parallel)))
         } else {
             ContentHasher::Plain(Box::new(blake3::Hasher::new()))
         }

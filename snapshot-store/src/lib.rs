@@ -71,6 +71,8 @@ mod id;
 mod os;
 mod read;
 mod store;
+#[cfg(test)]
+mod testdata;
 mod tracking;
 mod write;
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// The layers, bottom first; modules at the crate root not listed here may not be used by any
 /// layer.
 const LAYERS: [&[&str]; 6] = [
-    &["error", "id", "failpoint"],
+    &["error", "id", "failpoint", "testdata"],
     &["os", "hash"],
     &["format"],
     &["store"],

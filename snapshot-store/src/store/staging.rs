@@ -258,21 +258,10 @@ mod tests {
     use std::path::Path;
 
     use crate::failpoint::{Action, Point, arm, disarm};
+    use crate::testdata::pseudo;
     use crate::{
         EntryKind, FileReader, Policy, Store, VerifyOptions, WriteOptions, WriteProgress, verify, write_snapshot,
     };
-
-    fn pseudo(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 32) as u8
-            })
-            .collect()
-    }
 
     /// Changes the source for write number `n`: the big file (a chain) is edited, two small files
     /// rewritten (the number of files staged stays the same from one write to the next).

@@ -239,19 +239,8 @@ fn matcher_block_size(delta: Option<&DeltaInfo>, policy_block: u32) -> u32 {
 #[cfg(test)]
 mod tests {
     use crate::failpoint::{Action, Point, arm, disarm};
+    use crate::testdata::pseudo;
     use crate::{Error, Policy, Store, VerifyOptions, WriteOptions, WriteProgress, verify, write_snapshot};
-
-    fn pseudo(n: usize, seed: u64) -> Vec<u8> {
-        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x >> 32) as u8
-            })
-            .collect()
-    }
 
     #[test]
     fn a_panic_of_the_hashing_thread_fails_the_write_and_stores_no_version() {

@@ -1,14 +1,7 @@
-//! Helpers shared by the integration tests.
+//! Helpers shared by the integration tests: the crate's own test data, so that unit and
+//! integration tests use the same bytes.
 
-/// `n` deterministic pseudo-random bytes (xorshift64) for `seed`.
-pub fn pseudo(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
-}
+#[path = "../../src/testdata.rs"]
+mod testdata;
+
+pub use testdata::pseudo;

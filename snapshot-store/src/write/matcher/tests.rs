@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::*;
 use crate::format::signature::{Signature, SignatureRecord};
+use crate::testdata::pseudo;
 use proptest::prelude::*;
 
 /// Matches `new` against `base_sig` (if any) feeding in pieces, then rebuilds it from the ops.
@@ -59,18 +60,6 @@ fn check_sig(sig: &Signature, data: &[u8]) {
         let chunk = &data[s..s + b.len as usize];
         assert_eq!(*b, block_sig(&roller, chunk), "block {i}");
     }
-}
-
-fn pseudo(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 #[test]

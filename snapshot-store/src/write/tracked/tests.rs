@@ -6,22 +6,11 @@ use std::fs;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
+use crate::testdata::pseudo;
 use crate::{
     ChangeSource, Fallback, FileReader, ListProvider, Policy, RangeSet, SnapshotId, Store, Tracking, VerifyOptions,
     WriteOptions, WriteProgress, verify, write_snapshot,
 };
-
-fn pseudo(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 32) as u8
-        })
-        .collect()
-}
 
 /// Rewrites the file in place (same inode), as a tracked application would.
 fn write_in_place(path: &Path, data: &[u8]) {

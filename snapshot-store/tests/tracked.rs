@@ -5,8 +5,6 @@
 #![allow(clippy::single_range_in_vec_init)] // lists of changed ranges that hold one range
 
 use std::fs;
-use std::os::unix::fs::FileExt;
-use std::path::Path;
 
 use proptest::prelude::*;
 use snapshot_store::{
@@ -15,7 +13,7 @@ use snapshot_store::{
 };
 
 mod common;
-use common::pseudo;
+use common::{pseudo, write_in_place};
 
 #[derive(Debug, Clone)]
 enum Edit {
@@ -67,18 +65,6 @@ fn apply(data: &mut Vec<u8>, e: &Edit) -> Vec<std::ops::Range<u64>> {
             vec![p as u64..u64::MAX]
         }
     }
-}
-
-/// Rewrites the file in place (same inode), as a tracked application would.
-fn write_in_place(path: &Path, data: &[u8]) {
-    let f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .unwrap();
-    f.write_all_at(data, 0).unwrap();
-    f.set_len(data.len() as u64).unwrap();
 }
 
 fn read_back(store: &Store, id: &snapshot_store::SnapshotId) -> Vec<u8> {

@@ -152,16 +152,7 @@ fn decode_entry(d: &mut Decoder<'_>, n: u32) -> Result<Entry> {
         blocks: d.varint()?,
         ..Metadata::default()
     };
-    let mut entry = Entry {
-        name,
-        kind,
-        meta: Metadata::default(),
-        content: None,
-        target: None,
-        hardlink: 0,
-        children: 0..0,
-        parent: 0,
-    };
+    let mut entry = Entry::new(name, kind, Metadata::default());
     match kind {
         EntryKind::Dir => {
             let start = d.varint_u32()?;

@@ -105,6 +105,23 @@ pub struct Entry {
     pub parent: u32,
 }
 
+impl Entry {
+    /// An entry named `name` of `kind` with `meta` and nothing else yet: no content, target,
+    /// hard-link group or children.
+    pub(crate) fn new(name: Vec<u8>, kind: EntryKind, meta: Metadata) -> Entry {
+        Entry {
+            name,
+            kind,
+            meta,
+            content: None,
+            target: None,
+            hardlink: 0,
+            children: 0..0,
+            parent: 0,
+        }
+    }
+}
+
 /// Totals recorded with a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct SnapshotStats {

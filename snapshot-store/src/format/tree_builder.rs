@@ -21,16 +21,7 @@ impl TreeBuilder {
     pub fn new(root_meta: Metadata) -> Self {
         TreeBuilder {
             nodes: vec![Node {
-                entry: Entry {
-                    name: Vec::new(),
-                    kind: EntryKind::Dir,
-                    meta: root_meta,
-                    content: None,
-                    target: None,
-                    hardlink: 0,
-                    children: 0..0,
-                    parent: 0,
-                },
+                entry: Entry::new(Vec::new(), EntryKind::Dir, root_meta),
                 children: Vec::new(),
                 removed: false,
             }],

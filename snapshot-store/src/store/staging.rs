@@ -91,19 +91,7 @@ impl Staging {
             return Ok(0);
         }
         let sealed = envelope::seal(kind, payload);
-        let temp = write_temp(&self.store.tmp_dir(), &sealed)?;
-        let mut st = self.state.lock();
-        if !st.objects.insert(id) {
-            drop(st);
-            fs::remove_file(&temp).at(&temp)?;
-            return Ok(0);
-        }
-        st.bytes += sealed.len() as u64;
-        st.pending.push(Pending {
-            temp,
-            dest: self.store.object_path(&id),
-        });
-        Ok(sealed.len() as u64)
+        self.stage_sealed(&sealed, self.store.object_path(&id), |st| st.objects.insert(id))
     }
 
     /// Stages a version record; returns the bytes added (0 if that version exists).
@@ -112,18 +100,22 @@ impl Staging {
             return Ok(0);
         }
         let sealed = envelope::seal(Kind::Version, &v.encode());
-        let temp = write_temp(&self.store.tmp_dir(), &sealed)?;
+        self.stage_sealed(&sealed, self.store.version_path(&v.id), |st| st.versions.insert(v.id))
+    }
+
+    /// Writes `sealed` to a temporary file and stages it for `dest`, unless `claim` (run under
+    /// the lock) says another thread staged the same name meanwhile: then the temporary file is
+    /// deleted and 0 bytes are added.
+    fn stage_sealed(&self, sealed: &[u8], dest: PathBuf, claim: impl FnOnce(&mut State) -> bool) -> Result<u64> {
+        let temp = write_temp(&self.store.tmp_dir(), sealed)?;
         let mut st = self.state.lock();
-        if !st.versions.insert(v.id) {
+        if !claim(&mut st) {
             drop(st);
             fs::remove_file(&temp).at(&temp)?;
             return Ok(0);
         }
         st.bytes += sealed.len() as u64;
-        st.pending.push(Pending {
-            temp,
-            dest: self.store.version_path(&v.id),
-        });
+        st.pending.push(Pending { temp, dest });
         Ok(sealed.len() as u64)
     }
 

@@ -182,16 +182,7 @@ impl Walker<'_> {
             (Some(p), Some(d)) => p.child(d, &f.name).map(|i| (i, p)),
             _ => None,
         };
-        let mut entry = Entry {
-            name: f.name,
-            kind,
-            meta: meta::capture(f.path, f.md),
-            content: None,
-            target: None,
-            hardlink: 0,
-            children: 0..0,
-            parent: 0,
-        };
+        let mut entry = Entry::new(f.name, kind, meta::capture(f.path, f.md));
         match kind {
             EntryKind::Symlink => match fs::read_link(f.path) {
                 Ok(t) => entry.target = Some(os_bytes(t.as_os_str())),

@@ -2,6 +2,7 @@
 //! integration tests use the same bytes.
 
 #[path = "../../src/testdata.rs"]
+#[allow(dead_code)] // each test uses only some of it
 mod testdata;
 
-pub use testdata::pseudo;
+pub use testdata::*;

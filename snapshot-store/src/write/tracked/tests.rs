@@ -3,26 +3,12 @@
 #![allow(clippy::single_range_in_vec_init)] // lists of ranges with one range
 
 use std::fs;
-use std::os::unix::fs::FileExt;
-use std::path::Path;
 
-use crate::testdata::pseudo;
+use crate::testdata::{pseudo, write_in_place};
 use crate::{
     ChangeSource, Fallback, FileReader, ListProvider, Policy, RangeSet, SnapshotId, Store, Tracking, VerifyOptions,
     WriteOptions, WriteProgress, verify, write_snapshot,
 };
-
-/// Rewrites the file in place (same inode), as a tracked application would.
-fn write_in_place(path: &Path, data: &[u8]) {
-    let f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .unwrap();
-    f.write_all_at(data, 0).unwrap();
-    f.set_len(data.len() as u64).unwrap();
-}
 
 fn read_back(store: &Store, id: &SnapshotId) -> Vec<u8> {
     let snap = store.snapshot(id).unwrap();

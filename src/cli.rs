@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use snapshot_store::{BlockSize, DeltaMode, Percent, PolicyOverrides, parse_optional, parse_size};
+use snapshot_store::{BlockSize, DeltaMode, KeepRules, Percent, PolicyOverrides, Span, parse_optional, parse_size};
 
 /// backup-fs: backups of big, slowly changing files as full copies plus delta chains.
 #[derive(Debug, Parser)]
@@ -56,6 +56,10 @@ pub enum Command {
     Init {
         #[command(flatten)]
         policy: PolicyArgs,
+        #[command(flatten)]
+        keep: KeepArgs,
+        #[command(flatten)]
+        retention: RetentionArgs,
     },
     /// Record one snapshot of SOURCE (a directory or a single file) and print its id.
     Write {
@@ -77,6 +81,49 @@ pub enum Command {
         /// With change tracking: blocks taken as unchanged that are re-read and checked per file.
         #[arg(long, value_name = "N", default_value_t = 16)]
         verify_sample: u32,
+        /// Record the snapshot as taken at this time (RFC 3339, e.g. 2026-01-05T03:00:00Z), which
+        /// must be later than the newest snapshot: for importing old backups.
+        #[arg(long, value_name = "TIMESTAMP", value_parser = parse_time)]
+        time: Option<i64>,
+    },
+    /// Remove snapshots: those named, or those the keep rules (given, else the store's) do not
+    /// keep. The newest snapshot of each source is always kept by rules. Data stays until
+    /// `prune` (or --prune).
+    Forget {
+        /// Snapshots to remove (ids, unique prefixes, or `latest`); no rule applies then.
+        snapshots: Vec<String>,
+        #[command(flatten)]
+        keep: KeepArgs,
+        /// Prune afterwards.
+        #[arg(long)]
+        prune: bool,
+        /// Show what would be removed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print a JSON report.
+        #[arg(long)]
+        json: bool,
+        /// Fail at once if another write holds the store, instead of waiting for it.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Delete what no snapshot needs and say what was freed. Files a running reader (a mount)
+    /// may still use are left for the next prune.
+    Prune {
+        /// Show what would be freed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print a JSON report.
+        #[arg(long)]
+        json: bool,
+        /// Fail at once if another write holds the store, instead of waiting for it.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Show or change the store's stored policy (delta and retention).
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
     },
     /// List snapshots, oldest first.
     List {
@@ -126,6 +173,156 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `policy show` and `policy set`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyAction {
+    /// Print the stored policy.
+    Show {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change the given fields of the stored policy (the others stay).
+    Set {
+        #[command(flatten)]
+        policy: PolicyArgs,
+        #[command(flatten)]
+        keep: KeepArgs,
+        #[command(flatten)]
+        retention: RetentionArgs,
+    },
+}
+
+/// The keep rules of `forget`, `init` and `policy set`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct KeepArgs {
+    /// Keep the N newest snapshots.
+    #[arg(long, value_name = "N", value_parser = parse_keep)]
+    pub keep_last: Option<OrOff<u32>>,
+    /// Keep the newest snapshot of each of the last N hours that have one.
+    #[arg(long, value_name = "N", value_parser = parse_keep)]
+    pub keep_hourly: Option<OrOff<u32>>,
+    /// Keep the newest snapshot of each of the last N days that have one.
+    #[arg(long, value_name = "N", value_parser = parse_keep)]
+    pub keep_daily: Option<OrOff<u32>>,
+    /// Keep the newest snapshot of each of the last N ISO weeks that have one.
+    #[arg(long, value_name = "N", value_parser = parse_keep)]
+    pub keep_weekly: Option<OrOff<u32>>,
+    /// Keep the newest snapshot of each of the last N months that have one.
+    #[arg(long, value_name = "N", value_parser = parse_keep)]
+    pub keep_monthly: Option<OrOff<u32>>,
+    /// Keep the newest snapshot of each of the last N years that have one.
+    #[arg(long, value_name = "N", value_parser = parse_keep)]
+    pub keep_yearly: Option<OrOff<u32>>,
+    /// Keep every snapshot newer than the newest minus this span (e.g. 10d, 2w, 1y6m, 36h).
+    #[arg(long, value_name = "DURATION", value_parser = parse_span)]
+    pub keep_within: Option<OrOff<Span>>,
+}
+
+impl KeepArgs {
+    /// The rules given (`off` counts as given, turning a stored rule off in `policy set`).
+    pub fn changes(&self) -> [(&'static str, Option<OrOff<u32>>); 6] {
+        [
+            ("last", self.keep_last),
+            ("hourly", self.keep_hourly),
+            ("daily", self.keep_daily),
+            ("weekly", self.keep_weekly),
+            ("monthly", self.keep_monthly),
+            ("yearly", self.keep_yearly),
+        ]
+    }
+
+    /// True when no rule was given.
+    pub fn is_empty(&self) -> bool {
+        self.changes().iter().all(|(_, c)| c.is_none()) && self.keep_within.is_none()
+    }
+
+    /// `base` with the given rules applied (`off` removes one).
+    pub fn apply(&self, mut base: KeepRules) -> KeepRules {
+        let [l, h, d, w, m, y] = self.changes().map(|(_, c)| c);
+        for (slot, change) in [
+            (&mut base.last, l),
+            (&mut base.hourly, h),
+            (&mut base.daily, d),
+            (&mut base.weekly, w),
+            (&mut base.monthly, m),
+            (&mut base.yearly, y),
+        ] {
+            if let Some(c) = change {
+                *slot = c.0;
+            }
+        }
+        if let Some(w) = self.keep_within {
+            base.within = w.0;
+        }
+        base
+    }
+}
+
+/// The retention switches of `init` and `policy set`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RetentionArgs {
+    /// Merge incremental deltas no kept snapshot needs into their full at prune (writes then
+    /// make incremental deltas only and ignore --max-deltas and --max-delta-ratio)
+    /// [store default: off].
+    #[arg(long, value_name = "on|off", value_parser = parse_switch)]
+    pub delta_merge: Option<bool>,
+    /// After each write, forget by the stored keep rules and prune [store default: off].
+    #[arg(long, value_name = "on|off", value_parser = parse_switch)]
+    pub auto_prune: Option<bool>,
+    /// Merge one file's chain at most once per this span of snapshot time [store default: 24h].
+    #[arg(long, value_name = "DURATION", value_parser = parse_span)]
+    pub merge_interval: Option<OrOff<Span>>,
+    /// Rewrite a data object with only its used bytes once more than this share of it is
+    /// unused [store default: 20%].
+    #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
+    pub max_unused: Option<Percent>,
+    /// Delete files a registered reader may still use after this long even if it has not caught
+    /// up [store default: 24h].
+    #[arg(long, value_name = "DURATION", value_parser = parse_span)]
+    pub grace: Option<OrOff<Span>>,
+}
+
+fn parse_switch(s: &str) -> Result<bool, String> {
+    match s.to_ascii_lowercase().as_str() {
+        "on" | "yes" | "true" => Ok(true),
+        "off" | "no" | "false" => Ok(false),
+        _ => Err(format!("{s:?} is not on or off")),
+    }
+}
+
+fn parse_keep(s: &str) -> Result<OrOff<u32>, String> {
+    parse_optional(s, |v| match v.parse::<i64>() {
+        Ok(n) if n >= 1 && n <= i64::from(u32::MAX) => Ok(n as u32),
+        Ok(n) => Err(format!(
+            "a keep count must be 1 or more (got {n}); leave the rule out to not use it"
+        )),
+        Err(_) => Err(format!(
+            "invalid keep count {v:?}: use a whole number of 1 or more, or off"
+        )),
+    })
+    .map(OrOff)
+}
+
+fn parse_span(s: &str) -> Result<OrOff<Span>, String> {
+    parse_optional(s, str::parse).map(OrOff)
+}
+
+fn parse_percent(s: &str) -> Result<Percent, String> {
+    let p: Percent = s.parse()?;
+    if p.0 > 10_000 {
+        return Err(format!("{s} is over 100%"));
+    }
+    Ok(p)
+}
+
+fn parse_time(s: &str) -> Result<i64, String> {
+    let ts: jiff::Timestamp = s
+        .parse()
+        .map_err(|e| format!("invalid time {s:?} ({e}): use RFC 3339, e.g. 2026-01-05T03:00:00Z"))?;
+    i64::try_from(ts.as_nanosecond()).map_err(|_| format!("time {s:?} is out of range"))
 }
 
 /// The policy options of `init` and `write`.

@@ -143,6 +143,30 @@ pub enum Error {
         /// What it is, e.g. "a socket".
         what: String,
     },
+    /// `write --time` at or before the newest snapshot.
+    #[error("the snapshot time {time} is not later than the newest snapshot {newest} ({newest_time})")]
+    TimeNotAfter {
+        /// The time asked for (RFC 3339).
+        time: String,
+        /// The newest snapshot.
+        newest: String,
+        /// Its time (RFC 3339).
+        newest_time: String,
+    },
+    /// `forget` with neither keep rules nor snapshots, in a store without a stored policy.
+    #[error(
+        "no keep rules given and the store has no retention policy: give --keep-* rules or \
+         snapshot ids, or store a policy with `backup-fs policy set`"
+    )]
+    NoKeepRules,
+    /// `prune` cannot know what something needs, so it deletes nothing.
+    #[error("cannot prune: {what}: {reason}; nothing was deleted")]
+    PruneRefused {
+        /// What could not be read.
+        what: String,
+        /// Why that stops the prune.
+        reason: String,
+    },
     /// A part of backup-fs failed in a way it never should (a bug); nothing was stored.
     #[error("internal error: {what}; nothing was stored (please report this)")]
     Internal {

@@ -25,6 +25,14 @@ pub(crate) enum Point {
     /// Before the change log's state file is written, after a commit.
     #[cfg(unix)]
     ChangeLogStateWrite,
+    /// After each manifest `forget` deletes.
+    ForgetDelete,
+    /// After prune writes its condemned list, before it raises the generation.
+    CondemnedWrite,
+    /// After prune raises the generation, before it deletes anything.
+    GenerationWrite,
+    /// After each file prune deletes.
+    PruneDelete,
 }
 
 /// What an armed point does.

@@ -8,6 +8,7 @@
 //!
 //! | Layer | Owns |
 //! |---|---|
+//! | `retention/` | forgetting snapshots by keep rules, merging delta chains, and deleting what no kept snapshot needs, beside running readers and safe at any crash |
 //! | `write/` | recording a snapshot: the tree walk, reading sources, the matcher, the compare path, the tracked path, building a version's records |
 //! | `read/` | random-access reads of any version, streaming, restore, a file's history, `verify` |
 //! | `tracking/` | change sources (reflink references, the fanotify change log, outside lists); feeds `write/` only |
@@ -70,6 +71,7 @@ mod hash;
 mod id;
 mod os;
 mod read;
+mod retention;
 mod store;
 #[cfg(test)]
 mod testdata;
@@ -82,6 +84,7 @@ pub use format::config::StoreConfig;
 pub use format::policy::{
     BlockSize, DeltaMode, Percent, Policy, PolicyOverrides, format_size, parse_optional, parse_size,
 };
+pub use format::retention::{KeepRules, Retention, Span};
 pub use format::snapshot::{
     Entry, EntryKind, FileContent, Metadata, PrevEntry, Snapshot, SnapshotId, SnapshotStats, Storage,
 };
@@ -92,7 +95,10 @@ pub use read::reader::FileReader;
 pub use read::restore::{RestoreOptions, RestoreSummary, restore};
 pub use read::stream::Window;
 pub use read::verify::{Problem, VerifyOptions, VerifyReport, verify};
-pub use store::{DEFAULT_CACHE_BYTES, Store, StoreOptions, WriterLock};
+pub use retention::forget::{ForgetOptions, ForgetReport, forget};
+pub use retention::keep::{KeepReason, SnapshotInfo, Verdict};
+pub use retention::prune::{Amount, DEFAULT_READER_WAIT, PruneOptions, PruneReport, prune};
+pub use store::{DEFAULT_CACHE_BYTES, LiveReader, Store, StoreOptions, WriterLock};
 pub use tracking::list::ListProvider;
 pub use tracking::ranges::RangeSet;
 pub use tracking::reflink::{REF_DIR_NAME, ReflinkProvider};

@@ -9,13 +9,14 @@ use std::path::{Path, PathBuf};
 
 /// The layers, bottom first; modules at the crate root not listed here may not be used by any
 /// layer.
-const LAYERS: [&[&str]; 6] = [
+const LAYERS: [&[&str]; 7] = [
     &["error", "id", "failpoint", "testdata"],
     &["os", "hash"],
     &["format"],
     &["store"],
     &["tracking", "read"],
     &["write"],
+    &["retention"],
 ];
 
 type Module = Vec<String>;

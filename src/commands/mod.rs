@@ -1,10 +1,13 @@
 //! One module per subcommand; `run` dispatches.
 
 mod cat;
+mod forget;
 mod init;
 mod list;
 mod log;
 pub mod mount;
+mod policy;
+mod prune;
 mod restore;
 mod track;
 mod verify;
@@ -26,7 +29,11 @@ use crate::cli::{Cli, Command};
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let store_dir = cli.store;
     match cli.command {
-        Command::Init { policy } => init::run(&store_path(store_dir)?, &policy),
+        Command::Init {
+            policy,
+            keep,
+            retention,
+        } => init::run(&store_path(store_dir)?, &policy, &keep, &retention),
         Command::Write {
             source,
             policy,
@@ -34,6 +41,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             no_wait,
             changed_ranges,
             verify_sample,
+            time,
         } => write::run(
             &open(store_dir)?,
             &source,
@@ -42,16 +50,39 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 changed_ranges,
                 verify_sample,
             },
-            json,
-            !no_wait,
+            write::Run {
+                json,
+                wait: !no_wait,
+                time_ns: time,
+            },
         ),
-        Command::List { json } => list::run(&open(store_dir)?, json),
-        Command::Log { path, json } => log::run(&open(store_dir)?, &path, json),
-        Command::Cat { snapshot, path } => cat::run(&open(store_dir)?, &snapshot, &path),
+        Command::Forget {
+            snapshots,
+            keep,
+            prune,
+            dry_run,
+            json,
+            no_wait,
+        } => forget::run(
+            &open(store_dir)?,
+            &forget::Args {
+                snapshots: &snapshots,
+                keep: &keep,
+                prune,
+                dry_run,
+                json,
+                wait: !no_wait,
+            },
+        ),
+        Command::Prune { dry_run, json, no_wait } => prune::run(&open(store_dir)?, dry_run, json, !no_wait),
+        Command::Policy { action } => policy::run(&open(store_dir)?, &action),
+        Command::List { json } => list::run(&open_reader(store_dir)?, json),
+        Command::Log { path, json } => log::run(&open_reader(store_dir)?, &path, json),
+        Command::Cat { snapshot, path } => cat::run(&open_reader(store_dir)?, &snapshot, &path),
         Command::Restore { snapshot, target, path } => {
-            restore::run(&open(store_dir)?, &snapshot, &target, path.as_deref())
+            restore::run(&open_reader(store_dir)?, &snapshot, &target, path.as_deref())
         }
-        Command::Verify { read_data, json } => verify::run(&open(store_dir)?, read_data, json),
+        Command::Verify { read_data, json } => verify::run(&open_reader(store_dir)?, read_data, json),
         Command::Track { source } => track::run(&open(store_dir)?, &source),
         Command::Mount(args) => mount::run(&store_path(store_dir)?, &args),
     }
@@ -79,6 +110,16 @@ fn store_path(dir: Option<PathBuf>) -> Result<PathBuf> {
 pub fn open(dir: Option<PathBuf>) -> Result<Store> {
     let dir = store_path(dir)?;
     Store::open(&dir).with_context(|| format!("cannot open store {}", dir.display()))
+}
+
+/// Opens the store named on the command line and registers this process as a reader, so that
+/// a prune running meanwhile keeps what it reads.
+pub fn open_reader(dir: Option<PathBuf>) -> Result<Store> {
+    let store = open(dir)?;
+    store
+        .register_reader()
+        .with_context(|| format!("cannot register as a reader of {}", store.root().display()))?;
+    Ok(store)
 }
 
 /// A snapshot path argument as bytes (`/` separated, relative to the snapshot root).

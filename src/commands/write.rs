@@ -19,14 +19,15 @@ pub struct Tracking {
     pub verify_sample: u32,
 }
 
-pub fn run(
-    store: &Store,
-    source: &Path,
-    args: &PolicyArgs,
-    tracking: Tracking,
-    json: bool,
-    wait: bool,
-) -> Result<ExitCode> {
+/// How one `write` runs.
+pub struct Run {
+    pub json: bool,
+    pub wait: bool,
+    pub time_ns: Option<i64>,
+}
+
+pub fn run(store: &Store, source: &Path, args: &PolicyArgs, tracking: Tracking, run: Run) -> Result<ExitCode> {
+    let Run { json, wait, time_ns } = run;
     let mut policy = store.config().policy.with(&args.overrides());
     if tracking.changed_ranges.is_some() {
         policy.change_tracking = true;
@@ -35,6 +36,7 @@ pub fn run(
         policy,
         wait_for_lock: wait,
         exclude: Vec::new(),
+        time_ns,
     };
     let sources = if policy.change_tracking {
         Some(crate::tracking::sources(
@@ -54,13 +56,14 @@ pub fn run(
     drop(view);
     let summary = summary?;
     let secs = started.elapsed().as_secs_f64();
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report(&summary, source, &opts, secs))?
-        );
-    } else {
+    if !json {
         print_summary(&summary, secs);
+    }
+    let retention = auto_prune(store, wait, json)?;
+    if json {
+        let mut out = report(&summary, source, &opts, secs);
+        out["retention"] = retention.unwrap_or(Value::Null);
+        println!("{}", serde_json::to_string_pretty(&out)?);
     }
     if summary.errors.is_empty() {
         Ok(ExitCode::SUCCESS)
@@ -73,6 +76,40 @@ pub fn run(
         }
         Ok(ExitCode::from(crate::EXIT_PARTIAL))
     }
+}
+
+/// With `--auto-prune on` stored: forgets by the stored keep rules (if any) and prunes, after
+/// the snapshot is committed; returns the JSON report of both (printed unless `json`).
+fn auto_prune(store: &Store, wait: bool, json: bool) -> Result<Option<Value>> {
+    let retention = store.config().retention;
+    if !retention.auto_prune {
+        return Ok(None);
+    }
+    let mut out = json!({});
+    if !retention.keep.is_empty() {
+        let opts = snapshot_store::ForgetOptions {
+            rules: None,
+            snapshots: Vec::new(),
+            dry_run: false,
+            wait_for_lock: wait,
+        };
+        let r = snapshot_store::forget(store, &opts, &jiff::tz::TimeZone::system())
+            .context("the snapshot was recorded, but forgetting by the stored keep rules failed")?;
+        if !json {
+            eprintln!("forgot {} snapshots ({})", r.removed.len(), r.rules);
+        }
+        out["forget"] = super::forget::forget_json(&r);
+    }
+    let opts = snapshot_store::PruneOptions {
+        wait_for_lock: wait,
+        ..snapshot_store::PruneOptions::default()
+    };
+    let r = snapshot_store::prune(store, &opts).context("the snapshot was recorded, but the prune after it failed")?;
+    if !json {
+        super::prune::print_prune(&r);
+    }
+    out["prune"] = super::prune::prune_json(&r);
+    Ok(Some(out))
 }
 
 /// The `--json` report of a write.

@@ -101,7 +101,7 @@ impl EpochHeader {
     pub fn encode(&self) -> Vec<u8> {
         let mut e = Encoder::new();
         e.raw(MAGIC);
-        e.u16(FormatVersion::CURRENT.number());
+        e.u16(FormatVersion::V1.number());
         e.raw(&[0u8; 6]);
         e.raw(&self.boot);
         e.raw(&self.session);
@@ -287,7 +287,7 @@ mod tests {
         assert_eq!(b.len(), HEADER_LEN);
         assert_eq!(EpochHeader::decode(&b, "h").unwrap(), header);
         let mut newer = b.clone();
-        newer[8] = 2;
+        newer[8] = 9;
         assert!(matches!(
             EpochHeader::decode(&newer, "h"),
             Err(Error::UnsupportedVersion { .. })

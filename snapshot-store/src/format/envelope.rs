@@ -42,6 +42,8 @@ pub enum Kind {
     HashTree,
     /// The reflink reference table of a source (`tracking/<key>.refs`).
     RefTable,
+    /// Prune's list of files waiting for deletion (`prune/condemned`).
+    Condemned,
 }
 
 impl Kind {
@@ -55,6 +57,7 @@ impl Kind {
             Kind::ExtentMap => magic::EXTENT_MAP,
             Kind::HashTree => magic::HASH_TREE,
             Kind::RefTable => magic::REF_TABLE,
+            Kind::Condemned => magic::CONDEMNED,
         }
     }
 
@@ -68,12 +71,19 @@ impl Kind {
             Kind::ExtentMap => "extent-map object",
             Kind::HashTree => "hash-tree object",
             Kind::RefTable => "reference table",
+            Kind::Condemned => "condemned list",
         }
     }
 }
 
-/// Wraps `payload` in an envelope of `kind`, zstd-compressing it when that makes it smaller.
+/// Wraps `payload` in an envelope of `kind` marked format version 1 (every kind whose layout
+/// version 1 defines), zstd-compressing it when that makes it smaller.
 pub fn seal(kind: Kind, payload: &[u8]) -> Vec<u8> {
+    seal_as(kind, FormatVersion::V1, payload)
+}
+
+/// [`seal`] for a payload of a layout that format `version` introduced.
+pub fn seal_as(kind: Kind, version: FormatVersion, payload: &[u8]) -> Vec<u8> {
     // Hash trees are read piecemeal at fixed offsets (and chaining values do not compress).
     let compressed = if payload.len() >= COMPRESS_MIN && kind != Kind::HashTree {
         zstd::bulk::compress(payload, 3)
@@ -88,7 +98,7 @@ pub fn seal(kind: Kind, payload: &[u8]) -> Vec<u8> {
     };
     let mut out = Vec::with_capacity(HEADER_LEN + stored.len() + CHECKSUM_LEN);
     out.extend_from_slice(kind.magic());
-    out.extend_from_slice(&FormatVersion::CURRENT.number().to_le_bytes());
+    out.extend_from_slice(&version.number().to_le_bytes());
     out.push(codec);
     out.extend_from_slice(&[0u8; 5]);
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
@@ -99,7 +109,7 @@ pub fn seal(kind: Kind, payload: &[u8]) -> Vec<u8> {
 }
 
 /// Reads and checks the magic of `kind` and a supported format version.
-fn check_magic_and_version(kind: Kind, d: &mut Decoder<'_>, len: usize, what: &str) -> Result<()> {
+fn check_magic_and_version(kind: Kind, d: &mut Decoder<'_>, len: usize, what: &str) -> Result<FormatVersion> {
     let magic = d.take(8).map_err(|_| truncated(kind, what, len))?;
     if magic != kind.magic() {
         return Err(Error::corrupt(
@@ -108,8 +118,7 @@ fn check_magic_and_version(kind: Kind, d: &mut Decoder<'_>, len: usize, what: &s
         ));
     }
     let version = d.u16().map_err(|_| truncated(kind, what, len))?;
-    FormatVersion::check(version, what)?;
-    Ok(())
+    FormatVersion::check(version, what)
 }
 
 /// Bytes before an envelope's payload.
@@ -148,8 +157,13 @@ pub fn open_header(kind: Kind, header: &[u8], file_len: u64, what: &str) -> Resu
 /// Checks magic, version and checksum of an envelope of `kind` and returns its decoded payload.
 /// `what` names the file in errors.
 pub fn open(kind: Kind, bytes: &[u8], what: &str) -> Result<Vec<u8>> {
+    open_versioned(kind, bytes, what).map(|(_, payload)| payload)
+}
+
+/// [`open`], also returning the format version the file says.
+pub fn open_versioned(kind: Kind, bytes: &[u8], what: &str) -> Result<(FormatVersion, Vec<u8>)> {
     let mut d = Decoder::new(bytes, what);
-    check_magic_and_version(kind, &mut d, bytes.len(), what)?;
+    let version = check_magic_and_version(kind, &mut d, bytes.len(), what)?;
     if bytes.len() < HEADER_LEN + CHECKSUM_LEN {
         return Err(truncated(kind, what, bytes.len()));
     }
@@ -177,7 +191,7 @@ pub fn open(kind: Kind, bytes: &[u8], what: &str) -> Result<Vec<u8>> {
             if stored.len() as u64 != raw_len {
                 return Err(d.error("stored payload length disagrees with header"));
             }
-            Ok(stored.to_vec())
+            Ok((version, stored.to_vec()))
         }
         1 => {
             let out = zstd::bulk::decompress(stored, raw_len as usize)
@@ -185,7 +199,7 @@ pub fn open(kind: Kind, bytes: &[u8], what: &str) -> Result<Vec<u8>> {
             if out.len() as u64 != raw_len {
                 return Err(Error::corrupt(what, "decompressed payload has the wrong length"));
             }
-            Ok(out)
+            Ok((version, out))
         }
         other => Err(Error::corrupt(what, format!("unknown payload codec {other}"))),
     }

@@ -92,6 +92,11 @@ impl Builder {
 }
 
 impl ExtentMap {
+    /// The data objects the map's extents point into.
+    pub fn objects(&self) -> &[ObjectId] {
+        &self.objects
+    }
+
     /// The map of a version stored whole in one object.
     pub fn whole(object: ObjectId, size: u64) -> Self {
         let mut b = Builder::default();

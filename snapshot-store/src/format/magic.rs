@@ -13,6 +13,7 @@
 //! | [`EXTENT_MAP`] | `BKFSxmap` | extent-map checkpoint object (envelope) |
 //! | [`HASH_TREE`] | `BKFStree` | hash-tree object (envelope) |
 //! | [`REF_TABLE`] | `BKFSrefs` | reflink reference table (envelope) |
+//! | [`CONDEMNED`] | `BKFSgone` | prune's list of files waiting for deletion (envelope, format version 2) |
 //! | [`DATA`] / [`DATA_END`] | `BKFSdata` / `BKFSdEND` | data object (start and end) |
 //! | [`CHANGE_LOG`] | `BKFSclog` | change-log epoch file |
 //!
@@ -38,6 +39,8 @@ pub const EXTENT_MAP: &[u8; 8] = b"BKFSxmap";
 pub const HASH_TREE: &[u8; 8] = b"BKFStree";
 /// Reflink reference table. On disk: do not modify.
 pub const REF_TABLE: &[u8; 8] = b"BKFSrefs";
+/// Prune's list of condemned files. On disk: do not modify.
+pub const CONDEMNED: &[u8; 8] = b"BKFSgone";
 /// Start of a data object. On disk: do not modify.
 pub const DATA: &[u8; 8] = b"BKFSdata";
 /// End of a data object. On disk: do not modify.
@@ -65,7 +68,8 @@ mod tests {
     #[test]
     fn magics_and_contexts_are_distinct() {
         let magics = [
-            CONFIG, SNAPSHOT, VERSION, SIGNATURE, EXTENT_MAP, HASH_TREE, REF_TABLE, DATA, DATA_END, CHANGE_LOG,
+            CONFIG, SNAPSHOT, VERSION, SIGNATURE, EXTENT_MAP, HASH_TREE, REF_TABLE, CONDEMNED, DATA, DATA_END,
+            CHANGE_LOG,
         ];
         for (i, a) in magics.iter().enumerate() {
             assert!(a.starts_with(b"BKFS"));

@@ -5,6 +5,7 @@
 #[cfg(unix)]
 pub(crate) mod changelog;
 pub(crate) mod codec;
+pub(crate) mod condemned;
 pub(crate) mod config;
 pub(crate) mod delta;
 pub(crate) mod envelope;
@@ -15,6 +16,7 @@ pub(crate) mod manifest;
 pub(crate) mod object;
 pub(crate) mod policy;
 pub(crate) mod reftable;
+pub(crate) mod retention;
 pub(crate) mod runs;
 pub(crate) mod signature;
 pub(crate) mod snapshot;
@@ -31,11 +33,14 @@ use crate::error::{Error, Result};
 pub enum FormatVersion {
     /// The first format, written since 2026-11.
     V1 = 1,
+    /// Retention (2026-12): the retention policy in `config`, prune's files. A file whose
+    /// layout did not change is still written as version 1.
+    V2 = 2,
 }
 
 impl FormatVersion {
-    /// The version this build writes, and the newest it reads.
-    pub const CURRENT: FormatVersion = FormatVersion::V1;
+    /// The newest version this build reads and writes.
+    pub const CURRENT: FormatVersion = FormatVersion::V2;
 
     /// The number written on disk.
     pub const fn number(self) -> u16 {
@@ -65,6 +70,7 @@ impl TryFrom<u16> for FormatVersion {
     fn try_from(v: u16) -> std::result::Result<Self, ()> {
         match v {
             1 => Ok(FormatVersion::V1),
+            2 => Ok(FormatVersion::V2),
             _ => Err(()),
         }
     }
@@ -77,14 +83,15 @@ mod tests {
     #[test]
     fn versions_check() {
         assert_eq!(FormatVersion::check(1, "f").unwrap(), FormatVersion::V1);
+        assert_eq!(FormatVersion::check(2, "f").unwrap(), FormatVersion::V2);
         assert!(matches!(FormatVersion::check(0, "f"), Err(Error::Corrupt { .. })));
-        let err = FormatVersion::check(2, "file f").unwrap_err();
+        let err = FormatVersion::check(3, "file f").unwrap_err();
         assert!(
             matches!(
                 err,
                 Error::UnsupportedVersion {
-                    found: 2,
-                    supported: 1,
+                    found: 3,
+                    supported: 2,
                     ..
                 }
             ),

@@ -57,7 +57,7 @@ pub fn header(frame_size: u32) -> [u8; HEADER_LEN as usize] {
     let (m, rest) = h.split_at_mut(MAGIC.len());
     m.copy_from_slice(MAGIC);
     let (version, rest) = rest.split_at_mut(2);
-    version.copy_from_slice(&FormatVersion::CURRENT.number().to_le_bytes());
+    version.copy_from_slice(&FormatVersion::V1.number().to_le_bytes());
     let (_reserved, rest) = rest.split_at_mut(2);
     let (size, _reserved) = rest.split_at_mut(4);
     size.copy_from_slice(&frame_size.to_le_bytes());

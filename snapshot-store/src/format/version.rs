@@ -2,8 +2,9 @@
 //!
 //! A record is named by its [`VersionId`] (the blake3 of the file's content), stored at
 //! `versions/<first two hex digits>/<id>`. Deltas reference their base *version*, not physical
-//! objects, so that delta merging (a later feature) can store a version as a full under the same
-//! id without touching any version that uses it as a base.
+//! objects, so that delta merging can store a version as a *merged full* (its content an extent
+//! map over existing data objects, format version 2) under the same id, and every version that
+//! uses it as a base still reads the same bytes.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
 use std::fmt;
@@ -22,6 +23,9 @@ pub enum VersionKind {
     Incremental,
     /// A delta against the chain's full version.
     Differential,
+    /// A full made by delta merging (format version 2): no ops; its content is its extent map
+    /// (`map_checkpoint`) over data objects of the chain it replaced.
+    Merged,
 }
 
 impl VersionKind {
@@ -30,16 +34,23 @@ impl VersionKind {
             VersionKind::Full => 0,
             VersionKind::Incremental => 1,
             VersionKind::Differential => 2,
+            VersionKind::Merged => 3,
         }
     }
 
-    /// The name used in output: `full`, `incremental`, `differential`.
+    /// The name used in output: `full`, `incremental`, `differential`, `merged`.
     pub fn as_str(self) -> &'static str {
         match self {
             VersionKind::Full => "full",
             VersionKind::Incremental => "incremental",
             VersionKind::Differential => "differential",
+            VersionKind::Merged => "merged",
         }
+    }
+
+    /// True for the kinds that start a chain (no base).
+    pub fn is_full(self) -> bool {
+        matches!(self, VersionKind::Full | VersionKind::Merged)
     }
 }
 
@@ -127,6 +138,7 @@ impl FileVersion {
             0 => VersionKind::Full,
             1 => VersionKind::Incremental,
             2 => VersionKind::Differential,
+            3 => VersionKind::Merged,
             k => return Err(d.error(format!("unknown version kind {k}"))),
         };
         let depth = d.u32()?;
@@ -141,11 +153,38 @@ impl FileVersion {
         let literal_stored = d.u64()?;
         let stored_bytes = d.u64()?;
         let time_ns = d.i64()?;
-        if (kind == VersionKind::Full) != base.is_none() || (kind == VersionKind::Full) != (depth == 0) {
+        if kind.is_full() != base.is_none() || kind.is_full() != (depth == 0) {
             return Err(d.error("kind, base and depth disagree"));
         }
-        if kind == VersionKind::Full && full != id {
+        if kind.is_full() && full != id {
             return Err(d.error("a full version must be its own chain's full"));
+        }
+        if kind == VersionKind::Merged {
+            if map_checkpoint.is_none() || literal.is_some() || deltas_since_full != 0 {
+                return Err(d.error("a merged full needs an extent map and has no literal data"));
+            }
+            if d.u8()? != 0 {
+                return Err(d.error("a merged full has no ops"));
+            }
+            d.finish()?;
+            return Ok(FileVersion {
+                id,
+                size,
+                kind,
+                depth,
+                deltas_since_full,
+                full,
+                base,
+                signature,
+                block_size,
+                literal,
+                ops: Vec::new(),
+                map_checkpoint,
+                hash_tree,
+                literal_stored,
+                stored_bytes,
+                time_ns,
+            });
         }
         if base == Some(id) {
             return Err(d.error("version is its own base"));
@@ -251,6 +290,48 @@ mod tests {
             let _ = FileVersion::decode(&data, &VersionId([1; 32]), "g");
         }
 
+    }
+
+    #[test]
+    fn a_merged_full_has_a_map_and_no_ops() {
+        let merged = FileVersion {
+            kind: VersionKind::Merged,
+            depth: 0,
+            deltas_since_full: 0,
+            full: VersionId([1; 32]),
+            base: None,
+            literal: None,
+            ops: Vec::new(),
+            map_checkpoint: Some(ObjectId([8; 32])),
+            ..sample()
+        };
+        let p = merged.encode();
+        assert_eq!(FileVersion::decode(&p, &merged.id, "m").unwrap(), merged);
+        for cut in 0..p.len() {
+            assert!(FileVersion::decode(&p[..cut], &merged.id, "m").is_err(), "cut {cut}");
+        }
+        let bad = [
+            FileVersion {
+                map_checkpoint: None,
+                ..merged.clone()
+            },
+            FileVersion {
+                literal: Some(ObjectId([5; 32])),
+                ..merged.clone()
+            },
+            FileVersion {
+                ops: vec![DeltaOp::Literal { len: 30 }],
+                ..merged.clone()
+            },
+            FileVersion {
+                base: Some(VersionId([3; 32])),
+                depth: 1,
+                ..merged.clone()
+            },
+        ];
+        for b in bad {
+            assert!(FileVersion::decode(&b.encode(), &b.id, "m").is_err(), "{b:?}");
+        }
     }
 
     #[test]

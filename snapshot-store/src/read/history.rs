@@ -20,18 +20,22 @@ pub enum VersionState {
     Incremental,
     /// A differential delta.
     Differential,
+    /// A full made by delta merging.
+    Merged,
     /// The same content as in the snapshot before.
     Unchanged,
 }
 
 impl VersionState {
-    /// The name used in output: `whole`, `full`, `incremental`, `differential`, `unchanged`.
+    /// The name used in output: `whole`, `full`, `incremental`, `differential`, `merged`,
+    /// `unchanged`.
     pub fn as_str(self) -> &'static str {
         match self {
             VersionState::Whole => "whole",
             VersionState::Full => "full",
             VersionState::Incremental => "incremental",
             VersionState::Differential => "differential",
+            VersionState::Merged => "merged",
             VersionState::Unchanged => "unchanged",
         }
     }
@@ -115,6 +119,7 @@ pub fn file_history(store: &Store, path: &[u8]) -> Result<FileHistory> {
                 let v = store.version(&content.version)?;
                 let state = match v.kind {
                     crate::format::version::VersionKind::Full => VersionState::Full,
+                    crate::format::version::VersionKind::Merged => VersionState::Merged,
                     crate::format::version::VersionKind::Incremental => VersionState::Incremental,
                     crate::format::version::VersionKind::Differential => VersionState::Differential,
                 };

@@ -86,6 +86,13 @@ impl<K: Hash + Eq, V> ByteLru<K, V> {
         Ok(self.insert(key, Arc::new(v), size))
     }
 
+    /// Drops every entry (holders of a value keep theirs).
+    pub fn clear(&self) {
+        let mut g = self.inner.lock();
+        g.map.clear();
+        g.bytes = 0;
+    }
+
     /// Bytes currently held.
     pub fn bytes(&self) -> usize {
         self.inner.lock().bytes

@@ -16,10 +16,12 @@
 //! ```
 
 pub(crate) mod cache;
+mod condemned;
 mod lock;
 mod maps;
 pub(crate) mod object;
 mod objects;
+pub(crate) mod readers;
 mod records;
 pub(crate) mod staging;
 mod trees;
@@ -34,11 +36,13 @@ use lru::LruCache;
 use parking_lot::Mutex;
 
 use crate::error::{Error, IoContext, Result};
+use crate::format::FormatVersion;
 use crate::format::config::StoreConfig;
 use crate::format::envelope::{self, Kind};
 use crate::format::extent::ExtentMap;
 use crate::format::hashtree::TreeTable;
 use crate::format::policy::Policy;
+use crate::format::retention::Retention;
 use crate::format::signature::Signature;
 use crate::format::snapshot::{Snapshot, SnapshotId};
 use crate::format::version::FileVersion;
@@ -48,6 +52,7 @@ use crate::store::cache::ByteLru;
 use crate::store::object::DataObject;
 
 pub use lock::WriterLock;
+pub use readers::LiveReader;
 
 /// Name of the marker file created before the first snapshot with extended attributes commits.
 const XATTRS_MARKER: &str = "xattrs";
@@ -75,6 +80,7 @@ impl Default for StoreOptions {
 
 struct Inner {
     root: PathBuf,
+    options: StoreOptions,
     config: StoreConfig,
     frames: ByteLru<(ObjectId, u32), Vec<u8>>,
     objects: Mutex<LruCache<ObjectId, Arc<DataObject>>>,
@@ -85,6 +91,8 @@ struct Inner {
     /// How many run-encoded levels each signature seen so far sits above a complete one.
     signature_chains: Mutex<std::collections::HashMap<ObjectId, u16>>,
     snapshots: ByteLru<SnapshotId, Snapshot>,
+    /// This process's reader registration, once [`Store::register_reader`] made one.
+    registration: Mutex<Option<readers::Registration>>,
 }
 
 /// An open store.
@@ -102,8 +110,15 @@ impl std::fmt::Debug for Store {
 const SUBDIRS: [&str; 4] = ["snapshots", "versions", "objects", "tmp"];
 
 impl Store {
-    /// Creates a store in `root` (which must be missing or empty) with `policy` as its default.
+    /// Creates a store in `root` (which must be missing or empty) with `policy` as its default
+    /// and no retention policy.
     pub fn init(root: &Path, policy: Policy) -> Result<Store> {
+        Store::init_with(root, policy, Retention::default())
+    }
+
+    /// Creates a store in `root` (which must be missing or empty) with `policy` and `retention`
+    /// as its defaults, in the current format version.
+    pub fn init_with(root: &Path, policy: Policy, retention: Retention) -> Result<Store> {
         match fs::read_dir(root) {
             Ok(mut it) => {
                 if it.next().is_some() {
@@ -125,11 +140,25 @@ impl Store {
             store_id,
             created_ns: crate::format::time::now_ns(),
             policy,
+            retention,
+            format: FormatVersion::CURRENT,
         };
-        let sealed = envelope::seal(Kind::Config, &config.encode());
-        fsio::write_atomic(&root.join("config"), &root.join("tmp"), &sealed)?;
-        fsio::sync_dir(root)?;
+        write_config(root, &config)?;
         Store::open(root)
+    }
+
+    /// Replaces `config` (written to `tmp/`, flushed, renamed over, the store directory
+    /// flushed) with `config`, upgrading the store to `config.format`, and returns the store
+    /// reopened with it. Needs the writer lock.
+    pub fn replace_config(&self, _lock: &WriterLock, config: &StoreConfig) -> Result<Store> {
+        if config.store_id != self.inner.config.store_id || config.format < self.inner.config.format {
+            return Err(Error::corrupt(
+                format!("store {}", self.inner.root.display()),
+                "a config may not change the store id or lower the format version",
+            ));
+        }
+        write_config(&self.inner.root, config)?;
+        Store::open_with(&self.inner.root, self.inner.options)
     }
 
     /// Opens the store in `root` with default options.
@@ -154,7 +183,8 @@ impl Store {
             Err(e) => return Err(Error::io(&config_path, e)),
         };
         let what = format!("store config ({})", config_path.display());
-        let config = StoreConfig::decode(&envelope::open(Kind::Config, &bytes, &what)?, &what)?;
+        let (format, payload) = envelope::open_versioned(Kind::Config, &bytes, &what)?;
+        let config = StoreConfig::decode(&payload, format, &what)?;
         for d in SUBDIRS {
             let p = root.join(d);
             if !p.is_dir() {
@@ -168,6 +198,7 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 root: root.to_path_buf(),
+                options,
                 config,
                 frames: ByteLru::new(options.cache_bytes),
                 objects: Mutex::new(LruCache::new(n(OPEN_OBJECTS))),
@@ -177,6 +208,7 @@ impl Store {
                 trees: ByteLru::new(256 << 20),
                 signature_chains: Mutex::new(std::collections::HashMap::new()),
                 snapshots: ByteLru::new((options.cache_bytes / 2).max(32 << 20)),
+                registration: Mutex::new(None),
             }),
         })
     }
@@ -272,12 +304,29 @@ impl Store {
         }
     }
 
-    /// Loads (or returns the cached) snapshot `id`.
+    /// Forgets every cached manifest, version record, extent map, signature and hash tree (not
+    /// decoded frames or open data objects: those are named by their content).
+    pub(crate) fn drop_record_caches(&self) {
+        self.inner.snapshots.clear();
+        self.inner.versions.clear();
+        self.inner.maps.clear();
+        self.inner.signatures.clear();
+        self.inner.trees.clear();
+        self.inner.signature_chains.lock().clear();
+    }
+
     /// Cache statistics: (frame hits, frame misses, frame bytes cached).
     pub fn cache_stats(&self) -> (u64, u64, usize) {
         let (h, m) = self.inner.frames.stats();
         (h, m, self.inner.frames.bytes())
     }
+}
+
+/// Writes `config` atomically into the store at `root`, sealed with its format version.
+pub(crate) fn write_config(root: &Path, config: &StoreConfig) -> Result<()> {
+    let sealed = envelope::seal_as(Kind::Config, config.format, &config.encode());
+    fsio::write_atomic(&root.join("config"), &root.join("tmp"), &sealed)?;
+    fsio::sync_dir(root)
 }
 
 /// A file that is not there is `Missing` (naming what refers to it); other failures are I/O errors.

@@ -43,6 +43,9 @@ pub struct WriteOptions {
     pub wait_for_lock: bool,
     /// Paths not to back up (absolute).
     pub exclude: Vec<PathBuf>,
+    /// Record the snapshot as taken at this time (ns since the epoch) instead of now; it must
+    /// be later than the newest snapshot's.
+    pub time_ns: Option<i64>,
 }
 
 /// What happened to one file that was read.

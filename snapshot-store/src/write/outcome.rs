@@ -46,7 +46,7 @@ impl Decision {
     /// The decision a stored version of `kind` stands for.
     pub(crate) fn of_kind(kind: VersionKind) -> Decision {
         match kind {
-            VersionKind::Full => Decision::Full,
+            VersionKind::Full | VersionKind::Merged => Decision::Full,
             VersionKind::Incremental => Decision::Incremental,
             VersionKind::Differential => Decision::Differential,
         }

@@ -46,9 +46,12 @@ pub fn write_snapshot(
     progress: &WriteProgress,
 ) -> Result<WriteSummary> {
     let source = canonical_source(source)?;
-    let start_ns = crate::format::time::now_ns();
+    let start_ns = opts.time_ns.unwrap_or_else(crate::format::time::now_ns);
     let lock = store.lock_writer(opts.wait_for_lock)?;
     store.clean_tmp(&lock)?;
+    if opts.time_ns.is_some() {
+        check_later_than_newest(store, start_ns)?;
+    }
     let parent = previous_snapshot(store, &source)?;
     let exclude = excluded(store, &source, &opts.exclude, tracking);
     let mut walk = walk(store, &source, parent.as_deref(), &exclude, progress)?;
@@ -283,6 +286,26 @@ fn previous_snapshot(store: &Store, source: &Path) -> Result<Option<Arc<Snapshot
         }
     }
     Ok(None)
+}
+
+/// Refuses a given snapshot time at or before the newest snapshot's (its manifest's time, or
+/// its id's second where the manifest cannot be read).
+fn check_later_than_newest(store: &Store, time_ns: i64) -> Result<()> {
+    let Some(newest) = store.snapshot_ids()?.pop() else {
+        return Ok(());
+    };
+    let newest_ns = match store.snapshot(&newest) {
+        Ok(s) => s.time_ns,
+        Err(_) => crate::format::time::parse_id_stamp(newest.as_str()).unwrap_or(i64::MAX),
+    };
+    if time_ns <= newest_ns || SnapshotId::at(time_ns, 0).as_str()[..20] < newest.as_str()[..20] {
+        return Err(Error::TimeNotAfter {
+            time: crate::format::time::rfc3339(time_ns),
+            newest: newest.to_string(),
+            newest_time: crate::format::time::rfc3339(newest_ns),
+        });
+    }
+    Ok(())
 }
 
 /// A fresh id at `time_ns` that sorts after every existing snapshot.

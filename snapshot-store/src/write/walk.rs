@@ -62,11 +62,25 @@ struct Walker<'a> {
     store: &'a Store,
     source: &'a Path,
     prev: Option<&'a Snapshot>,
+    /// Files changed at or after this time (less a window) may have changed again unseen
+    /// after the previous snapshot read them.
+    racy_since_ns: i64,
     exclude: &'a [PathBuf],
     progress: &'a WriteProgress,
     walk: Walk,
     seen_inodes: HashMap<(u64, u64), usize>,
     stack: Vec<PendingDir>,
+}
+
+/// When snapshot `p` finished reading its files: its manifest's modification time (a snapshot
+/// written with `--time` carries another time), else its recorded time.
+fn written_ns(store: &Store, p: &Snapshot) -> i64 {
+    fs::metadata(store.snapshot_path(&p.id))
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_nanos()).ok())
+        .unwrap_or(p.time_ns)
 }
 
 /// Walks `source` (a directory or a single file), comparing with the previous snapshot `prev`
@@ -83,6 +97,7 @@ pub(crate) fn walk(
         store,
         source,
         prev,
+        racy_since_ns: prev.map_or(0, |p| written_ns(store, p)),
         exclude,
         progress,
         walk: Walk {
@@ -261,7 +276,7 @@ impl Walker<'_> {
             Storage::Whole => self.store.has_object(&c.version.as_object()),
             Storage::Chain => self.store.has_version(&c.version),
         };
-        let racy = e.meta.mtime_ns.max(e.meta.ctime_ns) >= p.time_ns.saturating_sub(RACY_WINDOW_NS);
+        let racy = e.meta.mtime_ns.max(e.meta.ctime_ns) >= self.racy_since_ns.saturating_sub(RACY_WINDOW_NS);
         (present && !racy && !meta::changed(&e.meta, now)).then_some(c)
     }
 }

@@ -48,8 +48,14 @@ pub struct VerifyReport {
     pub bytes_read: u64,
     /// Everything wrong, sorted.
     pub problems: Vec<Problem>,
-    /// Files in the store no snapshot references (garbage of interrupted writes; harmless).
+    /// Files in the store no snapshot references that prune did not condemn (leftovers of
+    /// interrupted writes or prunes; harmless, the next prune deletes them).
     pub unreferenced: Vec<String>,
+    /// Files prune condemned, waiting until no registered reader can need them.
+    pub condemned: Vec<String>,
+    /// Condemned files that a snapshot uses again (a write reused them); the next prune keeps
+    /// them.
+    pub reused: Vec<String>,
 }
 
 /// What the snapshots reference.
@@ -110,7 +116,10 @@ pub fn verify(store: &Store, opts: VerifyOptions) -> Result<VerifyReport> {
     v.report.versions = (versions.all.len() + roots.whole.len()) as u64;
     let referenced = v.version_objects(&roots, &versions);
     v.rebuild_all(&roots, &versions);
-    v.report.unreferenced = unreferenced::list(store, &referenced, &versions.seen)?;
+    let unreferenced = unreferenced::list(store, &referenced, &versions.seen)?;
+    v.report.unreferenced = unreferenced.leftovers;
+    v.report.condemned = unreferenced.condemned;
+    v.report.reused = unreferenced.reused;
     let mut problems = std::mem::take(&mut v.problems);
     problems.sort_by(|a, b| (&a.what, &a.error).cmp(&(&b.what, &b.error)));
     problems.dedup();

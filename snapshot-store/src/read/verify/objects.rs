@@ -41,10 +41,15 @@ impl Verifier<'_> {
             }
             if let Some(cp) = v.map_checkpoint {
                 referenced.insert(cp);
-                let checked = self
-                    .store
-                    .map_checkpoint(&cp)
-                    .and_then(|_| check_object_name(self.store, &cp, Kind::ExtentMap));
+                let checked = self.store.map_checkpoint(&cp).and_then(|map| {
+                    // A merged full's map names objects no literal op does.
+                    for o in map.objects() {
+                        if referenced.insert(*o) {
+                            data_objects.insert(*o);
+                        }
+                    }
+                    check_object_name(self.store, &cp, Kind::ExtentMap)
+                });
                 if let Err(e) = checked {
                     self.problem(format!("extent-map object {}", cp.short()), &e);
                 }

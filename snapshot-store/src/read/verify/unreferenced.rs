@@ -1,16 +1,66 @@
-//! The files of a store that nothing references: garbage of interrupted writes, harmless.
+//! The files of a store that nothing references: files prune condemned, waiting until no
+//! reader needs them, and leftovers of interrupted writes or prunes (harmless; the next prune
+//! deletes them).
 
 use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::format::condemned::StoreFile;
 use crate::id::{ObjectId, VersionId};
 use crate::store::Store;
 
+/// What nothing references, relative to the store, sorted.
+pub(super) struct Unreferenced {
+    /// Files in prune's condemned list.
+    pub condemned: Vec<String>,
+    /// Every other file in `objects/` and `versions/`, and everything in `tmp/`.
+    pub leftovers: Vec<String>,
+    /// Files in the condemned list that a snapshot references again (a write reused them;
+    /// the next prune keeps them).
+    pub reused: Vec<String>,
+}
+
+/// Sorts every file of `objects/`, `versions/` and `tmp/` that is not in `objects` or
+/// `versions` into condemned files and leftovers.
+pub(super) fn list(store: &Store, objects: &HashSet<ObjectId>, versions: &HashSet<VersionId>) -> Result<Unreferenced> {
+    let condemned: HashSet<StoreFile> = store
+        .condemned_list()?
+        .map(|l| l.entries.into_iter().map(|c| c.file).collect())
+        .unwrap_or_default();
+    let rel = |p: &Path| p.strip_prefix(store.root()).unwrap_or(p).display().to_string();
+    let mut reused: Vec<String> = condemned
+        .iter()
+        .filter(|f| match f {
+            StoreFile::Version(v) => versions.contains(v),
+            StoreFile::Object(o) => objects.contains(o),
+        })
+        .map(|f| rel(&store.store_file_path(f)))
+        .collect();
+    reused.sort();
+    let mut out = Unreferenced {
+        condemned: Vec::new(),
+        leftovers: list_leftovers(store, objects, versions)?,
+        reused,
+    };
+    let (waiting, leftovers): (Vec<String>, Vec<String>) = out.leftovers.drain(..).partition(|p| {
+        let name = Path::new(p).file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let file = if p.starts_with("versions") {
+            VersionId::from_hex(name).map(StoreFile::Version)
+        } else {
+            ObjectId::from_hex(name).map(StoreFile::Object)
+        };
+        file.is_some_and(|f| condemned.contains(&f))
+    });
+    out.condemned = waiting;
+    out.leftovers = leftovers;
+    Ok(out)
+}
+
 /// Every file in `objects/` and `versions/` not in `objects` or `versions`, and everything in
 /// `tmp/`, relative to the store, sorted.
-pub(super) fn list(store: &Store, objects: &HashSet<ObjectId>, versions: &HashSet<VersionId>) -> Result<Vec<String>> {
+fn list_leftovers(store: &Store, objects: &HashSet<ObjectId>, versions: &HashSet<VersionId>) -> Result<Vec<String>> {
     let mut out = Vec::new();
     let root = store.root();
     for (dir, is_object) in [("objects", true), ("versions", false)] {

@@ -187,7 +187,7 @@ impl FileWriter<'_> {
         let (base, kind) = match self.policy.mode {
             DeltaMode::Incremental => (Arc::clone(&prev_v), VersionKind::Incremental),
             DeltaMode::Differential => match prev_v.kind {
-                VersionKind::Full => (Arc::clone(&prev_v), VersionKind::Differential),
+                VersionKind::Full | VersionKind::Merged => (Arc::clone(&prev_v), VersionKind::Differential),
                 VersionKind::Differential => {
                     // A differential delta holds everything since the full: what the previous
                     // one differed by, plus what changed since.

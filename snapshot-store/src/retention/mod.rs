@@ -1,0 +1,12 @@
+//! The retention layer: which snapshots to keep (`keep`), forgetting the others (`forget`),
+//! and freeing what no kept snapshot needs (`prune`: `reach` marks, `order` sorts deletions),
+//! all under the writer lock and without taking a file from a registered reader.
+
+pub(crate) mod forget;
+pub(crate) mod keep;
+mod order;
+pub(crate) mod prune;
+mod reach;
+
+#[cfg(test)]
+mod tests;

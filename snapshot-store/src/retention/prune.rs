@@ -1,0 +1,299 @@
+//! `prune`: deleting what no snapshot needs, without ever pulling a file from under a reader.
+//!
+//! Under the writer lock: every manifest is loaded (a damaged one stops the prune: what it
+//! references cannot be known), everything they reach is marked, and every other version
+//! record and object is *condemned*: listed in `prune/condemned` with the prune generation that
+//! condemned it, after which the generation is raised. A condemned file is deleted once every
+//! registered reader has caught up with its generation (so started, or dropped its caches,
+//! after the file became unreachable), or once it has waited the grace period; prune waits a
+//! moment for readers to catch up and otherwise leaves the rest for the next prune. Files are
+//! deleted referrers first (see `order`), and each prune recomputes what is reachable, so a
+//! condemned file that a write reused in the meantime is kept.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::order::deletion_order;
+use super::reach::Reachable;
+use crate::error::{Error, IoContext, Result};
+use crate::failpoint::{self, Point};
+use crate::format::FormatVersion;
+use crate::format::condemned::{Condemned, CondemnedList, StoreFile};
+use crate::format::snapshot::Snapshot;
+use crate::id::{ObjectId, VersionId};
+use crate::store::{LiveReader, Store, WriterLock};
+
+/// How long prune waits for registered readers to catch up before it leaves their files for
+/// the next prune.
+pub const DEFAULT_READER_WAIT: Duration = Duration::from_secs(2);
+
+/// How prune runs.
+#[derive(Debug, Clone)]
+pub struct PruneOptions {
+    /// Report what would be freed; change nothing.
+    pub dry_run: bool,
+    /// Wait for another writer instead of failing.
+    pub wait_for_lock: bool,
+    /// How long to wait for registered readers to catch up.
+    pub reader_wait: Duration,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions {
+            dry_run: false,
+            wait_for_lock: true,
+            reader_wait: DEFAULT_READER_WAIT,
+        }
+    }
+}
+
+/// Files and bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Amount {
+    /// Files.
+    pub files: u64,
+    /// Bytes (file sizes).
+    pub bytes: u64,
+}
+
+impl Amount {
+    fn add(&mut self, bytes: u64) {
+        self.files += 1;
+        self.bytes += bytes;
+    }
+}
+
+/// What a prune did (or, dry, would do).
+#[derive(Debug, Clone, Default)]
+pub struct PruneReport {
+    /// Snapshots in the store (all kept: `forget` removes snapshots).
+    pub snapshots: u64,
+    /// Version records and objects the snapshots need.
+    pub needed: Amount,
+    /// Deleted now (dry run: what would be deleted if no reader held anything back).
+    pub freed: Amount,
+    /// Condemned, waiting for readers to catch up.
+    pub deferred: Amount,
+    /// The readers still behind, when anything was deferred.
+    pub waiting_for: Vec<LiveReader>,
+    /// References to files already missing (their snapshots are damaged; see `verify`).
+    pub missing: Vec<String>,
+    /// The store was upgraded from format version 1.
+    pub upgraded: bool,
+    /// Nothing was changed.
+    pub dry_run: bool,
+}
+
+/// Prunes `store`: see the module doc.
+pub fn prune(store: &Store, opts: &PruneOptions) -> Result<PruneReport> {
+    let lock = store.lock_writer(opts.wait_for_lock)?;
+    prune_locked(store, &lock, opts)
+}
+
+/// [`prune`] with the writer lock held.
+pub(crate) fn prune_locked(store: &Store, lock: &WriterLock, opts: &PruneOptions) -> Result<PruneReport> {
+    let mut report = PruneReport {
+        dry_run: opts.dry_run,
+        ..PruneReport::default()
+    };
+    let upgraded;
+    let store = if store.config().format < FormatVersion::V2 && !opts.dry_run {
+        let mut config = store.config().clone();
+        config.format = FormatVersion::V2;
+        upgraded = store.replace_config(lock, &config)?;
+        report.upgraded = true;
+        &upgraded
+    } else {
+        store
+    };
+    if !opts.dry_run {
+        store.clean_tmp(lock)?;
+    }
+    let snapshots = load_all(store)?;
+    report.snapshots = snapshots.len() as u64;
+    let reach = Reachable::from_snapshots(store, &snapshots)?;
+    report.missing = reach.missing.clone();
+    let garbage = sweep(store, &reach, &mut report.needed)?;
+    if opts.dry_run {
+        for size in garbage.values() {
+            report.freed.add(*size);
+        }
+        return Ok(report);
+    }
+    let list = condemn(store, lock, &garbage)?;
+    delete(store, lock, list, opts, &mut report)?;
+    Ok(report)
+}
+
+/// Every manifest; a damaged one stops the prune.
+fn load_all(store: &Store) -> Result<Vec<Arc<Snapshot>>> {
+    store
+        .snapshot_ids()?
+        .iter()
+        .map(|id| {
+            store.snapshot(id).map_err(|e| match e {
+                Error::SnapshotNotFound { .. } | Error::Io { .. } => e,
+                e => Error::PruneRefused {
+                    what: format!("snapshot {id}"),
+                    reason: format!("{e}; forget it (`backup-fs forget {id}`) to prune without it"),
+                },
+            })
+        })
+        .collect()
+}
+
+/// Every version record and object not in `reach`, with its size; counts the others in
+/// `needed`. Names that are not ids are not backup-fs files and are left alone.
+fn sweep(store: &Store, reach: &Reachable, needed: &mut Amount) -> Result<BTreeMap<StoreFile, u64>> {
+    let mut garbage = BTreeMap::new();
+    for (dir, is_version) in [("versions", true), ("objects", false)] {
+        let top = store.root().join(dir);
+        for fan in read_dir(&top)? {
+            if !fan.is_dir() {
+                continue;
+            }
+            for path in read_dir(&fan)? {
+                let Some(hex) = path.file_name().and_then(|n| n.to_str()) else {
+                    continue;
+                };
+                let file = if is_version {
+                    match VersionId::from_hex(hex) {
+                        Some(v) if !reach.versions.contains(&v) => StoreFile::Version(v),
+                        Some(_) => {
+                            needed.add(file_size(&path));
+                            continue;
+                        }
+                        None => continue,
+                    }
+                } else {
+                    match ObjectId::from_hex(hex) {
+                        Some(o) if !reach.objects.contains(&o) => StoreFile::Object(o),
+                        Some(_) => {
+                            needed.add(file_size(&path));
+                            continue;
+                        }
+                        None => continue,
+                    }
+                };
+                garbage.insert(file, file_size(&path));
+            }
+        }
+    }
+    Ok(garbage)
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).at(dir)? {
+        out.push(e.at(dir)?.path());
+    }
+    Ok(out)
+}
+
+fn file_size(path: &Path) -> u64 {
+    fs::symlink_metadata(path).map_or(0, |m| m.len())
+}
+
+/// Writes the condemned list for `garbage` (entries already condemned keep their generation
+/// and time; new ones get the next generation) and raises the generation.
+fn condemn(store: &Store, lock: &WriterLock, garbage: &BTreeMap<StoreFile, u64>) -> Result<CondemnedList> {
+    // A damaged list only loses when its files were condemned: they count as condemned now.
+    let old: BTreeMap<StoreFile, Condemned> = store
+        .condemned_list()
+        .unwrap_or_default()
+        .map(|l| l.entries.into_iter().map(|c| (c.file, c)).collect())
+        .unwrap_or_default();
+    let current = store.generation()?;
+    let fresh = garbage.keys().any(|f| !old.contains_key(f));
+    let generation = if fresh { current + 1 } else { current };
+    let now = crate::format::time::now_ns();
+    let entries = garbage
+        .iter()
+        .map(|(file, size)| {
+            old.get(file).copied().unwrap_or(Condemned {
+                file: *file,
+                size: *size,
+                generation,
+                since_ns: now,
+            })
+        })
+        .collect();
+    let list = CondemnedList { generation, entries };
+    store.write_condemned_list(lock, &list)?;
+    failpoint::check(Point::CondemnedWrite, store.root()).at(store.root())?;
+    if generation != current {
+        store.set_generation(lock, generation)?;
+    }
+    failpoint::check(Point::GenerationWrite, store.root()).at(store.root())?;
+    Ok(list)
+}
+
+/// Deletes the condemned files no live reader can need (waiting up to `opts.reader_wait` for
+/// readers to catch up) and keeps the rest listed.
+fn delete(
+    store: &Store,
+    lock: &WriterLock,
+    list: CondemnedList,
+    opts: &PruneOptions,
+    report: &mut PruneReport,
+) -> Result<()> {
+    let grace_ns = i64::try_from(store.config().retention.grace_s)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1_000_000_000);
+    let started = Instant::now();
+    let live = loop {
+        let live = store.live_readers(lock)?;
+        let behind = live.iter().any(|r| r.generation < list.generation);
+        if !behind || list.entries.is_empty() || started.elapsed() >= opts.reader_wait {
+            break live;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let oldest_seen = live.iter().map(|r| r.generation).min().unwrap_or(u64::MAX);
+    let now = crate::format::time::now_ns();
+    let (go, stay): (Vec<Condemned>, Vec<Condemned>) = list
+        .entries
+        .into_iter()
+        .partition(|c| c.generation <= oldest_seen || now.saturating_sub(c.since_ns) >= grace_ns);
+    let sizes: BTreeMap<StoreFile, u64> = go.iter().map(|c| (c.file, c.size)).collect();
+    let order = deletion_order(store, &go.iter().map(|c| c.file).collect::<Vec<_>>());
+    let mut deleted = HashSet::new();
+    for file in order {
+        let path = store.store_file_path(&file);
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                // Keep what is left listed; the next prune carries on.
+                let remaining: Vec<Condemned> = stay
+                    .iter()
+                    .copied()
+                    .chain(go.iter().copied().filter(|c| !deleted.contains(&c.file)))
+                    .collect();
+                let _ = rewrite(store, lock, list.generation, remaining);
+                return Err(Error::io(&path, e));
+            }
+        }
+        deleted.insert(file);
+        report.freed.add(sizes.get(&file).copied().unwrap_or(0));
+        failpoint::check(Point::PruneDelete, store.root()).at(&path)?;
+    }
+    for c in &stay {
+        report.deferred.add(c.size);
+    }
+    if !stay.is_empty() {
+        report.waiting_for = live.into_iter().filter(|r| r.generation < list.generation).collect();
+    }
+    rewrite(store, lock, list.generation, stay)
+}
+
+/// Writes the list with `entries` left (sorted), or removes it.
+fn rewrite(store: &Store, lock: &WriterLock, generation: u64, mut entries: Vec<Condemned>) -> Result<()> {
+    entries.sort_by_key(|c| c.file);
+    store.write_condemned_list(lock, &CondemnedList { generation, entries })
+}

@@ -33,6 +33,14 @@ pub(crate) enum Point {
     GenerationWrite,
     /// After each file prune deletes.
     PruneDelete,
+    /// After replacement records are staged in the journal, before its commit marker.
+    JournalStaged,
+    /// After the journal's commit marker, before any record is renamed.
+    JournalCommit,
+    /// After each replacement record is renamed into place.
+    JournalRename,
+    /// After a merge's new objects are committed, before its records are replaced.
+    MergeObjects,
 }
 
 /// What an armed point does.

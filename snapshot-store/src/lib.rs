@@ -97,6 +97,7 @@ pub use read::stream::Window;
 pub use read::verify::{Problem, VerifyOptions, VerifyReport, verify};
 pub use retention::forget::{ForgetOptions, ForgetReport, forget};
 pub use retention::keep::{KeepReason, SnapshotInfo, Verdict};
+pub use retention::merge::{MergeReport, Merges};
 pub use retention::prune::{Amount, DEFAULT_READER_WAIT, PruneOptions, PruneReport, prune};
 pub use store::{DEFAULT_CACHE_BYTES, LiveReader, Store, StoreOptions, WriterLock};
 pub use tracking::list::ListProvider;

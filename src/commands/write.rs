@@ -32,6 +32,9 @@ pub fn run(store: &Store, source: &Path, args: &PolicyArgs, tracking: Tracking, 
     if tracking.changed_ranges.is_some() {
         policy.change_tracking = true;
     }
+    if store.config().retention.delta_merge {
+        policy = policy.for_delta_merge();
+    }
     let opts = WriteOptions {
         policy,
         wait_for_lock: wait,

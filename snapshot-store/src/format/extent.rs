@@ -97,6 +97,22 @@ impl ExtentMap {
         &self.objects
     }
 
+    /// A map made of `pieces` in file order: each a length and its source (an object and the
+    /// offset in it) or `None` for zeros. Neighbours that continue each other are merged.
+    pub fn from_pieces(pieces: impl IntoIterator<Item = (u64, Option<(ObjectId, u64)>)>) -> Self {
+        let mut b = Builder::default();
+        for (len, source) in pieces {
+            match source {
+                Some((id, offset)) => {
+                    let o = b.intern(id);
+                    b.push(o, offset, len);
+                }
+                None => b.push(HOLE, 0, len),
+            }
+        }
+        b.map
+    }
+
     /// The map of a version stored whole in one object.
     pub fn whole(object: ObjectId, size: u64) -> Self {
         let mut b = Builder::default();

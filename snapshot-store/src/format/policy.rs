@@ -278,6 +278,17 @@ impl Policy {
         self
     }
 
+    /// This policy as delta merging applies it: incremental deltas only, and neither the
+    /// max-deltas nor the max-delta-ratio rule (a merge, not a new full, shortens the chain).
+    pub fn for_delta_merge(self) -> Policy {
+        Policy {
+            mode: DeltaMode::Incremental,
+            max_deltas: None,
+            max_delta_ratio: None,
+            ..self
+        }
+    }
+
     pub(crate) fn encode(&self, e: &mut Encoder) {
         e.u8(match self.mode {
             DeltaMode::Incremental => 0,

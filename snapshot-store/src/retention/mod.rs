@@ -4,6 +4,7 @@
 
 pub(crate) mod forget;
 pub(crate) mod keep;
+pub(crate) mod merge;
 mod order;
 pub(crate) mod prune;
 mod reach;

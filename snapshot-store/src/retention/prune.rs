@@ -17,8 +17,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::merge::{Merges, merge_chains};
 use super::order::deletion_order;
-use super::reach::Reachable;
+use super::reach::{Overlay, Reachable};
 use crate::error::{Error, IoContext, Result};
 use crate::failpoint::{self, Point};
 use crate::format::FormatVersion;
@@ -83,6 +84,8 @@ pub struct PruneReport {
     pub waiting_for: Vec<LiveReader>,
     /// References to files already missing (their snapshots are damaged; see `verify`).
     pub missing: Vec<String>,
+    /// The chains merged (with delta merging on).
+    pub merges: Merges,
     /// The store was upgraded from format version 1.
     pub upgraded: bool,
     /// Nothing was changed.
@@ -113,10 +116,19 @@ pub(crate) fn prune_locked(store: &Store, lock: &WriterLock, opts: &PruneOptions
     };
     if !opts.dry_run {
         store.clean_tmp(lock)?;
+        store.finish_replacements(lock)?;
     }
     let snapshots = load_all(store)?;
     report.snapshots = snapshots.len() as u64;
-    let reach = Reachable::from_snapshots(store, &snapshots)?;
+    let retention = store.config().retention;
+    let overlay = if retention.delta_merge {
+        let (merges, overlay) = merge_chains(store, lock, &snapshots, &retention, opts.dry_run)?;
+        report.merges = merges;
+        overlay
+    } else {
+        Overlay::default()
+    };
+    let reach = Reachable::from_snapshots(store, &snapshots, &overlay)?;
     report.missing = reach.missing.clone();
     let garbage = sweep(store, &reach, &mut report.needed)?;
     if opts.dry_run {

@@ -3,13 +3,39 @@
 //! extent map and hash tree; a signature's base; an extent map's data objects; a hash tree's
 //! referenced trees). Whatever is not reached may be deleted.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use super::merge::rebuild::Rebuilt;
 use crate::error::{Error, Result};
+use crate::format::envelope::Kind;
 use crate::format::snapshot::{Snapshot, Storage};
+use crate::format::version::FileVersion;
 use crate::id::{ObjectId, VersionId};
 use crate::store::Store;
+
+/// Records and objects a dry-run merge would write, seen instead of (or beside) the store's.
+#[derive(Debug, Default)]
+pub(crate) struct Overlay {
+    versions: HashMap<VersionId, Arc<FileVersion>>,
+    /// New objects and what each references.
+    objects: HashMap<ObjectId, Vec<ObjectId>>,
+}
+
+impl Overlay {
+    /// Adds what a merge would write.
+    pub(crate) fn add(&mut self, r: Rebuilt) {
+        for o in r.envelopes {
+            // A complete signature or tree references nothing; a run-encoded signature its
+            // base; a map its data objects.
+            debug_assert!(matches!(o.kind, Kind::Signature | Kind::HashTree | Kind::ExtentMap));
+            self.objects.insert(o.id, o.refs);
+        }
+        for v in r.records {
+            self.versions.insert(v.id, Arc::new(v));
+        }
+    }
+}
 
 /// The files the snapshots need.
 #[derive(Debug, Default)]
@@ -27,7 +53,7 @@ impl Reachable {
     /// Everything `snapshots` need. A referenced file that cannot be read (damaged, or of a
     /// newer format) stops the walk: what it references cannot be known, so nothing may be
     /// deleted.
-    pub(crate) fn from_snapshots(store: &Store, snapshots: &[Arc<Snapshot>]) -> Result<Reachable> {
+    pub(crate) fn from_snapshots(store: &Store, snapshots: &[Arc<Snapshot>], overlay: &Overlay) -> Result<Reachable> {
         let mut r = Reachable::default();
         for s in snapshots {
             for e in &s.entries {
@@ -36,7 +62,7 @@ impl Reachable {
                     Storage::Whole => {
                         r.objects.insert(c.version.as_object());
                     }
-                    Storage::Chain => r.version(store, c.version)?,
+                    Storage::Chain => r.version(store, overlay, c.version)?,
                 }
             }
         }
@@ -58,13 +84,17 @@ impl Reachable {
         }
     }
 
-    fn version(&mut self, store: &Store, id: VersionId) -> Result<()> {
+    fn version(&mut self, store: &Store, overlay: &Overlay, id: VersionId) -> Result<()> {
         let mut todo = vec![id];
         while let Some(id) = todo.pop() {
             if !self.versions.insert(id) {
                 continue;
             }
-            let v = match store.version(&id) {
+            let v = match overlay
+                .versions
+                .get(&id)
+                .map_or_else(|| store.version(&id), |v| Ok(Arc::clone(v)))
+            {
                 Ok(v) => v,
                 Err(e) => {
                     self.tolerate_missing(|| format!("file version {}", id.short()), Err(e))?;
@@ -73,28 +103,38 @@ impl Reachable {
             };
             todo.extend(v.base);
             todo.push(v.full);
-            self.signature(store, v.signature)?;
+            self.signature(store, overlay, v.signature)?;
             self.objects.extend(v.literal);
             if let Some(m) = v.map_checkpoint
                 && self.objects.insert(m)
             {
-                let res = store
-                    .map_checkpoint(&m)
-                    .map(|map| self.objects.extend(map.objects().iter().copied()));
+                let res = match overlay.objects.get(&m) {
+                    Some(refs) => {
+                        self.objects.extend(refs.iter().copied());
+                        Ok(())
+                    }
+                    None => store
+                        .map_checkpoint(&m)
+                        .map(|map| self.objects.extend(map.objects().iter().copied())),
+                };
                 self.tolerate_missing(|| format!("extent-map object {}", m.short()), res)?;
             }
             if let Some(t) = v.hash_tree {
-                self.tree(store, t)?;
+                self.tree(store, overlay, t)?;
             }
         }
         Ok(())
     }
 
-    fn signature(&mut self, store: &Store, id: ObjectId) -> Result<()> {
+    fn signature(&mut self, store: &Store, overlay: &Overlay, id: ObjectId) -> Result<()> {
         let mut at = Some(id);
         while let Some(id) = at.take() {
             if !self.objects.insert(id) {
                 break;
+            }
+            if let Some(refs) = overlay.objects.get(&id) {
+                at = refs.first().copied();
+                continue;
             }
             let res = store.signature_record(&id).map(|rec| at = rec.base);
             self.tolerate_missing(|| format!("signature object {}", id.short()), res)?;
@@ -102,10 +142,14 @@ impl Reachable {
         Ok(())
     }
 
-    fn tree(&mut self, store: &Store, id: ObjectId) -> Result<()> {
+    fn tree(&mut self, store: &Store, overlay: &Overlay, id: ObjectId) -> Result<()> {
         let mut todo = vec![id];
         while let Some(id) = todo.pop() {
             if !self.objects.insert(id) {
+                continue;
+            }
+            if let Some(refs) = overlay.objects.get(&id) {
+                todo.extend(refs.iter().copied());
                 continue;
             }
             let res = store.tree_table(&id).map(|t| todo.extend(t.refs.iter().copied()));

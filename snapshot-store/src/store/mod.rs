@@ -17,10 +17,12 @@
 
 pub(crate) mod cache;
 mod condemned;
+mod journal;
 mod lock;
 mod maps;
 pub(crate) mod object;
 mod objects;
+mod queue;
 pub(crate) mod readers;
 mod records;
 pub(crate) mod staging;

@@ -126,6 +126,19 @@ impl Staging {
         }
     }
 
+    /// Makes the staged files durable and in place (steps 1 to 3 of the commit protocol) without
+    /// a manifest: for prune, whose new objects become reachable when it replaces records.
+    pub fn commit_objects(self) -> Result<()> {
+        let pending = std::mem::take(&mut self.state.lock().pending);
+        let result = commit_files(self.store.root(), &pending);
+        if result.is_err() {
+            for p in &pending {
+                let _ = fs::remove_file(&p.temp);
+            }
+        }
+        result
+    }
+
     /// Makes the staged files durable and in place, then writes `snapshot` as the commit point.
     /// The snapshot's id may be bumped (`-NN`) if another snapshot took it; the final id and the
     /// manifest's size are returned.

@@ -13,7 +13,7 @@ mod assemble;
 mod compare;
 mod file;
 mod hashing;
-mod limits;
+pub(crate) mod limits;
 mod matcher;
 mod outcome;
 pub(crate) mod progress;

@@ -34,6 +34,8 @@ struct Collected {
     files_new: u64,
     files_changed: u64,
     files_unchanged: u64,
+    /// Versions stored as incremental deltas (their chains get merge requests).
+    incremental: Vec<crate::id::VersionId>,
 }
 
 /// Records a snapshot of `source` into `store`, asking `tracking`'s change sources (if any) for
@@ -49,6 +51,8 @@ pub fn write_snapshot(
     let start_ns = opts.time_ns.unwrap_or_else(crate::format::time::now_ns);
     let lock = store.lock_writer(opts.wait_for_lock)?;
     store.clean_tmp(&lock)?;
+    // A merge a crash interrupted is finished before any record is read.
+    store.finish_replacements(&lock)?;
     if opts.time_ns.is_some() {
         check_later_than_newest(store, start_ns)?;
     }
@@ -61,10 +65,15 @@ pub fn write_snapshot(
         .store(walk.jobs.iter().map(|j| j.size).sum(), Ordering::Relaxed);
 
     let staging = Staging::new(store, &lock);
+    let policy = if store.config().retention.delta_merge {
+        opts.policy.for_delta_merge()
+    } else {
+        opts.policy
+    };
     let writer = FileWriter {
         store,
         staging: &staging,
-        policy: &opts.policy,
+        policy: &policy,
         progress,
         tracking,
     };
@@ -78,7 +87,11 @@ pub fn write_snapshot(
         }
     };
     link_hard_links(&mut walk, &collected.contents);
-    let Collected { mut reports, .. } = collected;
+    let Collected {
+        mut reports,
+        incremental,
+        ..
+    } = collected;
     reports.sort_by(|a, b| a.path.cmp(&b.path));
     let entries = walk.tree.finish();
     let mut stats = SnapshotStats {
@@ -117,10 +130,17 @@ pub fn write_snapshot(
             return Err(e);
         }
     };
-    let notes = match (tracking, committed_copy) {
+    let mut notes: Vec<String> = match (tracking, committed_copy) {
         (Some(t), Some(snap)) => t.providers.iter().filter_map(|p| p.committed(&snap)).collect(),
         _ => Vec::new(),
     };
+    if store.config().retention.delta_merge
+        && let Err(e) = queue_merges(store, &lock, &incremental, start_ns)
+    {
+        notes.push(format!(
+            "the merge requests of this snapshot were not queued ({e}); the next prune finds the chains anyway"
+        ));
+    }
     stats.stored_bytes += manifest_len;
     drop(lock);
     Ok(WriteSummary {
@@ -131,6 +151,22 @@ pub fn write_snapshot(
         parent: parent.map(|p| p.id.clone()),
         notes,
     })
+}
+
+/// Queues a merge request for the chain of each of `versions` (just committed).
+fn queue_merges(
+    store: &Store,
+    lock: &crate::store::WriterLock,
+    versions: &[crate::id::VersionId],
+    time_ns: i64,
+) -> Result<()> {
+    let mut fulls = Vec::new();
+    for v in versions {
+        fulls.push(store.version(v)?.full);
+    }
+    fulls.sort();
+    fulls.dedup();
+    store.queue_merges(lock, &fulls, time_ns)
 }
 
 /// The canonical path of the source, or an error naming it.
@@ -231,6 +267,9 @@ fn collect(
             deduplicated: o.deduplicated && !same_as_before,
             change_source: o.change_source,
         });
+        if !same_as_before && o.decision == Decision::Incremental {
+            c.incremental.push(o.content.version);
+        }
         c.contents.insert(node, o.content);
         if let Some(e) = walk.tree.entry_mut(node) {
             let xattrs = std::mem::take(&mut e.meta.xattrs);

@@ -56,6 +56,8 @@ pub struct VerifyReport {
     /// Condemned files that a snapshot uses again (a write reused them); the next prune keeps
     /// them.
     pub reused: Vec<String>,
+    /// Work an interrupted prune left for the next one (not a problem).
+    pub pending: Vec<String>,
 }
 
 /// What the snapshots reference.

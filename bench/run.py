@@ -50,7 +50,8 @@ GIB = 1 << 30
 @dataclass
 class Measured:
     """One command run: wall seconds, peak RSS (bytes), exit code and output; with the bytes it
-    read through read-like system calls (`rchar`) and from storage (`read_bytes`), -1 if unknown."""
+    read through read-like system calls (`rchar`) and from storage (`read_bytes`), and wrote
+    through write-like calls (`wchar`) and to storage (`write_bytes`), -1 if unknown."""
 
     cmd: list[str]
     seconds: float
@@ -61,6 +62,8 @@ class Measured:
     cpu_seconds: float = -1.0
     rchar: int = -1
     read_bytes: int = -1
+    wchar: int = -1
+    write_bytes: int = -1
 
     def check(self) -> "Measured":
         if self.rc != 0:
@@ -133,7 +136,8 @@ class Runner:
             err.close()
             os.unlink(report)
         m = Measured(cmd, rep["seconds"], rep["maxrss_kib"] * 1024, p.returncode, text, etext,
-                     rep.get("cpu_seconds", -1), rep.get("rchar", -1), rep.get("read_bytes", -1))
+                     rep.get("cpu_seconds", -1), rep.get("rchar", -1), rep.get("read_bytes", -1),
+                     rep.get("wchar", -1), rep.get("write_bytes", -1))
         return m.check() if check else m
 
 

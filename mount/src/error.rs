@@ -20,6 +20,9 @@ pub enum ViewError {
     /// Reading the content of something that is not a regular file (a device, a pipe).
     #[error("{0} is not a regular file")]
     NotAFile(String),
+    /// A file of a snapshot that was forgotten (and pruned) while it was open.
+    #[error("{0} was removed from the store while open")]
+    Stale(String),
     /// The store could not answer.
     #[error(transparent)]
     Store(#[from] snapshot_store::Error),
@@ -51,6 +54,8 @@ pub enum ErrorClass {
     Io,
     /// A request that makes no sense.
     Invalid,
+    /// An open file whose snapshot was removed.
+    Stale,
 }
 
 impl ViewError {
@@ -63,6 +68,7 @@ impl ViewError {
             ViewError::IsADirectory(_) => ErrorClass::IsADirectory,
             ViewError::NotASymlink(_) => ErrorClass::NotASymlink,
             ViewError::NotAFile(_) => ErrorClass::NotAFile,
+            ViewError::Stale(_) => ErrorClass::Stale,
             ViewError::Store(e) => match e {
                 E::PathNotFound { .. } | E::SnapshotNotFound { .. } => ErrorClass::NotFound,
                 E::Io { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {

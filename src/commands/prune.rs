@@ -42,6 +42,16 @@ pub fn prune_json(r: &PruneReport) -> Value {
         "waiting_for": r.waiting_for.iter().map(|w| json!({"reader": w.name, "generation": w.generation})).collect::<Vec<_>>(),
         "missing": r.missing,
         "upgraded": r.upgraded,
+        "merged": r.merges.merged.iter().map(|m| json!({
+            "path": m.path,
+            "from": m.from.to_hex(),
+            "to": m.to.to_hex(),
+            "absorbed": m.absorbed,
+            "rewritten": m.rewritten,
+            "bytes_copied": m.copied,
+            "bytes_written": m.written,
+        })).collect::<Vec<_>>(),
+        "merges_deferred": r.merges.deferred,
     })
 }
 
@@ -61,6 +71,24 @@ pub fn print_prune(r: &PruneReport) {
         human::size(r.needed.bytes),
         r.needed.files
     );
+    for m in &r.merges.merged {
+        eprintln!(
+            "{} {}: {} versions merged into {} ({} records rewritten, {} copied)",
+            if r.dry_run { "would merge" } else { "merged" },
+            m.path,
+            m.absorbed,
+            m.to.short(),
+            m.rewritten,
+            human::size(m.copied)
+        );
+    }
+    if !r.merges.deferred.is_empty() {
+        eprintln!(
+            "{} chains wait for their merge interval: {}",
+            r.merges.deferred.len(),
+            r.merges.deferred.join(", ")
+        );
+    }
     if r.deferred.files > 0 {
         let readers: Vec<&str> = r.waiting_for.iter().map(|w| w.name.as_str()).collect();
         eprintln!(

@@ -1,8 +1,9 @@
 //! `measure REPORT PROGRAM [ARGS...]`: runs PROGRAM with the standard streams inherited, then
 //! writes `{"seconds": wall, "maxrss_kib": peak RSS, "cpu_seconds": user+system, "rchar": bytes
-//! read by read-like system calls, "read_bytes": bytes fetched from storage, "exit": code}` to
-//! REPORT and exits with PROGRAM's exit code. The two byte counts are those of
-//! `/proc/PID/io` (Linux; -1 elsewhere), read after the program exited and before it is reaped.
+//! read by read-like system calls, "read_bytes": bytes fetched from storage, "wchar": bytes
+//! written by write-like system calls, "write_bytes": bytes sent to storage, "exit": code}` to
+//! REPORT and exits with PROGRAM's exit code. The byte counts are those of `/proc/PID/io`
+//! (Linux; -1 elsewhere), read after the program exited and before it is reaped.
 //!
 //! Why not wait4 from the Python driver directly: Linux carries the RSS high-water mark of the
 //! process that forked the child across `exec`, so every child of the driver would report at
@@ -60,8 +61,9 @@ mod io {
         fn waitid(idtype: i32, id: u32, infop: *mut u8, options: i32) -> i32;
     }
 
-    /// Waits for `pid` to exit without reaping it, then returns its `(rchar, read_bytes)`.
-    pub fn after_exit(pid: u32) -> Option<(i64, i64)> {
+    /// Waits for `pid` to exit without reaping it, then returns its
+    /// `[rchar, read_bytes, wchar, write_bytes]`.
+    pub fn after_exit(pid: u32) -> Option<[i64; 4]> {
         // siginfo_t is 128 bytes on Linux.
         let mut info = [0u8; 128];
         loop {
@@ -81,13 +83,18 @@ mod io {
                 .find_map(|l| l.strip_prefix(name)?.trim().parse::<i64>().ok())
                 .unwrap_or(-1)
         };
-        Some((field("rchar:"), field("read_bytes:")))
+        Some([
+            field("rchar:"),
+            field("read_bytes:"),
+            field("wchar:"),
+            field("write_bytes:"),
+        ])
     }
 }
 
 #[cfg(not(target_os = "linux"))]
 mod io {
-    pub fn after_exit(_pid: u32) -> Option<(i64, i64)> {
+    pub fn after_exit(_pid: u32) -> Option<[i64; 4]> {
         None
     }
 }
@@ -113,7 +120,7 @@ fn main() -> ExitCode {
             return ExitCode::from(127);
         }
     };
-    let (rchar, read_bytes) = io::after_exit(child.id()).unwrap_or((-1, -1));
+    let [rchar, read_bytes, wchar, write_bytes] = io::after_exit(child.id()).unwrap_or([-1; 4]);
     let status = match child.wait() {
         Ok(s) => s,
         Err(e) => {
@@ -132,7 +139,7 @@ fn main() -> ExitCode {
     let (maxrss, cpu) = rusage::children().unwrap_or((-1, -1.0));
     let json = format!(
         "{{\"seconds\":{seconds:.6},\"maxrss_kib\":{maxrss},\"cpu_seconds\":{cpu:.6},\"rchar\":{rchar},\
-         \"read_bytes\":{read_bytes},\"exit\":{code}}}\n"
+         \"read_bytes\":{read_bytes},\"wchar\":{wchar},\"write_bytes\":{write_bytes},\"exit\":{code}}}\n"
     );
     if let Err(e) = std::fs::write(&report, json) {
         eprintln!("measure: cannot write {}: {e}", report.to_string_lossy());

@@ -14,6 +14,7 @@ pub(crate) fn errno_of(class: ErrorClass) -> i32 {
         ErrorClass::PermissionDenied => libc::EACCES,
         ErrorClass::Busy => libc::EBUSY,
         ErrorClass::Damaged | ErrorClass::Io => libc::EIO,
+        ErrorClass::Stale => libc::ESTALE,
     }
 }
 
@@ -29,5 +30,6 @@ mod tests {
         assert_eq!(errno_of(ErrorClass::NotASymlink), libc::EINVAL);
         assert_eq!(errno_of(ErrorClass::Damaged), libc::EIO);
         assert_eq!(errno_of(ErrorClass::PermissionDenied), libc::EACCES);
+        assert_eq!(errno_of(ErrorClass::Stale), libc::ESTALE);
     }
 }

@@ -15,13 +15,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::view::OpenFile;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags, KernelConfig,
     OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
     ReplyStatfs, ReplyXattr, Request,
 };
 use parking_lot::RwLock;
-use snapshot_store::FileReader;
 
 use crate::error::ViewError;
 use crate::view::{Attr, DirEntry, DirListing, Kind, View};
@@ -37,7 +37,7 @@ const MAX_READ: u32 = 4 << 20;
 /// A read-only FUSE filesystem over a [`View`].
 pub struct BackupFs {
     view: Arc<View>,
-    files: RwLock<HashMap<u64, Arc<FileReader>>>,
+    files: RwLock<HashMap<u64, Arc<OpenFile>>>,
     dirs: RwLock<HashMap<u64, DirListing>>,
     next_fh: AtomicU64,
     block_size: u32,
@@ -175,10 +175,10 @@ impl Filesystem for BackupFs {
         if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
             return reply.error(Errno::EROFS);
         }
-        match self.view.open(ino.0) {
-            Ok(reader) => {
+        match self.view.open_file(ino.0) {
+            Ok(file) => {
                 let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-                self.files.write().insert(fh, Arc::new(reader));
+                self.files.write().insert(fh, Arc::new(file));
                 reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
             }
             Err(e) => reply.error(self.fail("open of", ino.0, &e)),
@@ -196,18 +196,18 @@ impl Filesystem for BackupFs {
         _lock_owner: Option<fuser::LockOwner>,
         reply: ReplyData,
     ) {
-        let Some(reader) = self.files.read().get(&fh.0).cloned() else {
+        let Some(file) = self.files.read().get(&fh.0).cloned() else {
             return reply.error(Errno::EBADF);
         };
-        let len = (size.min(MAX_READ) as u64).min(reader.size().saturating_sub(offset)) as usize;
+        let len = (size.min(MAX_READ) as u64).min(file.size().saturating_sub(offset)) as usize;
         REPLY.with(|cell| {
             let mut buf = cell.borrow_mut();
             if buf.len() < len {
                 buf.resize(len, 0);
             }
-            match reader.read_at(offset, &mut buf[..len]) {
+            match self.view.read(&file, offset, &mut buf[..len]) {
                 Ok(n) => reply.data(&buf[..n]),
-                Err(e) => reply.error(self.fail("read of", ino.0, &ViewError::Store(e))),
+                Err(e) => reply.error(self.fail("read of", ino.0, &e)),
             }
         });
     }
@@ -227,7 +227,7 @@ impl Filesystem for BackupFs {
     }
 
     fn lseek(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, offset: i64, whence: i32, reply: ReplyLseek) {
-        let Some(reader) = self.files.read().get(&fh.0).cloned() else {
+        let Some(reader) = self.files.read().get(&fh.0).map(|f| f.reader()) else {
             return reply.error(Errno::EBADF);
         };
         let Ok(offset) = u64::try_from(offset) else {

@@ -81,6 +81,37 @@ pub enum MountError {
 pub struct Mounted {
     session: fuser::BackgroundSession,
     path: PathBuf,
+    /// Stops the thread that follows prunes.
+    stop_watch: Arc<AtomicBool>,
+    watch: Option<std::thread::JoinHandle<()>>,
+}
+
+/// How often a mount checks whether a prune ran.
+const PRUNE_POLL: Duration = Duration::from_millis(500);
+
+/// Follows prunes every [`PRUNE_POLL`]: the view drops what it cached of changed records (so
+/// that the prune may delete what it condemned), and the kernel forgets the names of forgotten
+/// snapshots.
+fn watch_prunes(view: Arc<View>, notifier: fuser::Notifier, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut told = false;
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(PRUNE_POLL);
+            match view.after_prune() {
+                Ok(gone) => {
+                    for id in gone {
+                        let _ = notifier
+                            .inval_entry(fuser::INodeNo(crate::view::ROOT_INO), std::ffi::OsStr::new(id.as_str()));
+                    }
+                }
+                Err(e) if !told => {
+                    told = true;
+                    eprintln!("backup-fs mount: cannot follow prunes of the store: {e}");
+                }
+                Err(_) => {}
+            }
+        }
+    })
 }
 
 /// Mounts `store` read-only at `mountpoint` and returns once it serves requests.
@@ -94,6 +125,7 @@ pub fn mount(store: Store, mountpoint: &Path, opts: &MountOptions) -> Result<Mou
     let uid = rustix::process::geteuid().as_raw();
     let gid = rustix::process::getegid().as_raw();
     raise_open_file_limit();
+    store.register_reader().map_err(crate::ViewError::from)?;
     let view = Arc::new(View::new(store, uid, gid, opts.xattrs)?);
     let mut cfg = Config::default();
     cfg.mount_options = vec![
@@ -115,8 +147,8 @@ pub fn mount(store: Store, mountpoint: &Path, opts: &MountOptions) -> Result<Mou
         cfg.n_threads = Some(opts.threads.max(1));
         cfg.clone_fd = true;
     }
-    let session =
-        fuser::spawn_mount(BackupFs::new(view), &path, &cfg).map_err(|source| match source.raw_os_error() {
+    let session = fuser::spawn_mount(BackupFs::new(Arc::clone(&view)), &path, &cfg).map_err(|source| {
+        match source.raw_os_error() {
             Some(libc::EPERM) => MountError::FuseUnavailable(
                 "mounting needs root, or the fusermount3 helper for unprivileged users \
              (Debian/Ubuntu: apt-get install fuse3)"
@@ -130,11 +162,19 @@ pub fn mount(store: Store, mountpoint: &Path, opts: &MountOptions) -> Result<Mou
                 path: path.clone(),
                 source,
             },
-        })?;
+        }
+    })?;
     if let Some(kb) = opts.readahead_kb {
         set_readahead(&path, kb);
     }
-    Ok(Mounted { session, path })
+    let stop_watch = Arc::new(AtomicBool::new(false));
+    let watch = Some(watch_prunes(view, session.notifier(), Arc::clone(&stop_watch)));
+    Ok(Mounted {
+        session,
+        path,
+        stop_watch,
+        watch,
+    })
 }
 
 impl Mounted {
@@ -145,10 +185,11 @@ impl Mounted {
 
     /// Serves until `stop` is set (then unmounts; the CLI sets it on SIGINT, SIGTERM and SIGHUP)
     /// or until someone unmounts it.
-    pub fn wait(self, stop: &AtomicBool) -> io::Result<()> {
+    pub fn wait(mut self, stop: &AtomicBool) -> io::Result<()> {
         while !stop.load(Ordering::Relaxed) {
             if self.session.guard.is_finished() {
                 // Unmounted from outside (fusermount3 -u, umount).
+                self.stop_watching();
                 return self.session.join();
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -157,9 +198,17 @@ impl Mounted {
     }
 
     /// Unmounts (lazily when files are still open) and waits for the serving threads.
-    pub fn unmount(self) -> io::Result<()> {
+    pub fn unmount(mut self) -> io::Result<()> {
+        self.stop_watching();
         unmount_path(&self.path)?;
         self.session.join()
+    }
+
+    fn stop_watching(&mut self) {
+        self.stop_watch.store(true, Ordering::Relaxed);
+        if let Some(w) = self.watch.take() {
+            let _ = w.join();
+        }
     }
 }
 

@@ -16,6 +16,7 @@
 mod attr;
 mod inode;
 mod listing;
+mod open;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub use attr::{Attr, Kind};
 pub use inode::{LATEST_INO, ROOT_INO};
 use inode::{Node, node_of};
 pub use listing::{DirEntry, DirListing};
+pub use open::OpenFile;
 
 use crate::error::{ViewError, ViewResult};
 
@@ -133,6 +135,11 @@ impl View {
         t.listed = Arc::new(ids);
         t.refreshed = Some(Instant::now());
         Ok(Arc::clone(&t.listed))
+    }
+
+    /// The snapshot list as last read, without reading it again.
+    fn snapshots_listed(&self) -> Arc<Vec<SnapshotId>> {
+        Arc::clone(&self.table.read().listed)
     }
 
     /// The snapshots now in the store, oldest first (refreshed at most every half second).

@@ -95,6 +95,8 @@ struct Inner {
     snapshots: ByteLru<SnapshotId, Snapshot>,
     /// This process's reader registration, once [`Store::register_reader`] made one.
     registration: Mutex<Option<readers::Registration>>,
+    /// The prune generation the caches are known to be at least as new as.
+    seen_generation: std::sync::atomic::AtomicU64,
 }
 
 /// An open store.
@@ -197,6 +199,7 @@ impl Store {
             }
         }
         let n = |v| NonZeroUsize::new(v).unwrap_or(NonZeroUsize::MIN);
+        let seen_generation = readers::read_generation(root)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 root: root.to_path_buf(),
@@ -211,6 +214,7 @@ impl Store {
                 signature_chains: Mutex::new(std::collections::HashMap::new()),
                 snapshots: ByteLru::new((options.cache_bytes / 2).max(32 << 20)),
                 registration: Mutex::new(None),
+                seen_generation: std::sync::atomic::AtomicU64::new(seen_generation),
             }),
         })
     }

@@ -13,6 +13,7 @@
 use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 
 use super::Store;
 use crate::error::{Error, IoContext, Result};
@@ -32,7 +33,6 @@ const REGISTRATION_LEN: usize = 21;
 pub(crate) struct Registration {
     file: File,
     path: PathBuf,
-    generation: u64,
 }
 
 impl Drop for Registration {
@@ -58,17 +58,7 @@ impl Store {
 
     /// The current prune generation (0 before the first prune that condemned anything).
     pub fn generation(&self) -> Result<u64> {
-        let path = self.generation_path();
-        match fs::read_to_string(&path) {
-            Ok(text) => text.trim().parse().map_err(|_| {
-                Error::corrupt(
-                    format!("prune generation ({})", path.display()),
-                    format!("not a number: {:?}", text.trim()),
-                )
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
-            Err(e) => Err(Error::io(&path, e)),
-        }
+        read_generation(self.root())
     }
 
     /// Raises the prune generation to `generation` (writer lock held).
@@ -103,23 +93,22 @@ impl Store {
         Ok(())
     }
 
-    /// For a long-running reader: if a prune condemned files since this process registered or
+    /// For a long-running reader: if a prune condemned files since this store was opened or
     /// last refreshed, drops every cached record, map, signature, tree and manifest (so what is
-    /// read next comes from the store as it is now) and tells `prune` so. Returns true when it
-    /// did. Readers holding an extent map from before keep reading through it; the objects it
-    /// names stay readable while they are open, and others may be gone.
+    /// read next comes from the store as it is now) and, when registered, tells `prune` so.
+    /// Returns true when it did. Readers holding an extent map from before keep reading through
+    /// it; the objects it names stay readable while they are open, and others may be gone.
     pub fn refresh_after_prune(&self) -> Result<bool> {
         let now = self.generation()?;
-        let mut slot = self.inner.registration.lock();
-        let Some(reg) = slot.as_mut() else {
-            return Ok(false);
-        };
-        if reg.generation >= now {
+        let slot = self.inner.registration.lock();
+        if self.inner.seen_generation.load(Ordering::Acquire) >= now {
             return Ok(false);
         }
         self.drop_record_caches();
-        write_generation(&reg.file, &reg.path, now)?;
-        reg.generation = now;
+        if let Some(reg) = slot.as_ref() {
+            write_generation(&reg.file, &reg.path, now)?;
+        }
+        self.inner.seen_generation.store(now, Ordering::Release);
         Ok(true)
     }
 
@@ -166,6 +155,22 @@ impl Store {
     }
 }
 
+/// The prune generation of the store at `root` (0 before the first prune that condemned
+/// anything).
+pub(crate) fn read_generation(root: &Path) -> Result<u64> {
+    let path = root.join(PRUNE_DIR).join(GENERATION_FILE);
+    match fs::read_to_string(&path) {
+        Ok(text) => text.trim().parse().map_err(|_| {
+            Error::corrupt(
+                format!("prune generation ({})", path.display()),
+                format!("not a number: {:?}", text.trim()),
+            )
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(Error::io(&path, e)),
+    }
+}
+
 /// Creates, locks and fills a registration under a hidden name, then gives it its real name,
 /// so that `prune` never sees an unlocked registration of a live reader.
 fn register(store: &Store) -> Result<Registration> {
@@ -190,13 +195,14 @@ fn register(store: &Store) -> Result<Registration> {
         .open(&hidden)
         .at(&hidden)?;
     file.lock().at(&hidden)?;
-    let generation = store.generation()?;
+    // What this store has cached is at least as new as the generation it last saw.
+    let generation = store.inner.seen_generation.load(Ordering::Acquire);
     let result = write_generation(&file, &hidden, generation).and_then(|()| fs::rename(&hidden, &path).at(&path));
     if let Err(e) = result {
         let _ = fs::remove_file(&hidden);
         return Err(e);
     }
-    Ok(Registration { file, path, generation })
+    Ok(Registration { file, path })
 }
 
 /// Writes `generation` over a registration's content.

@@ -199,22 +199,22 @@ pub enum PolicyAction {
 #[derive(Debug, Args, Clone, Default)]
 pub struct KeepArgs {
     /// Keep the N newest snapshots.
-    #[arg(long, value_name = "N", value_parser = parse_keep)]
+    #[arg(long, value_name = "N", value_parser = parse_keep, allow_negative_numbers = true)]
     pub keep_last: Option<OrOff<u32>>,
     /// Keep the newest snapshot of each of the last N hours that have one.
-    #[arg(long, value_name = "N", value_parser = parse_keep)]
+    #[arg(long, value_name = "N", value_parser = parse_keep, allow_negative_numbers = true)]
     pub keep_hourly: Option<OrOff<u32>>,
     /// Keep the newest snapshot of each of the last N days that have one.
-    #[arg(long, value_name = "N", value_parser = parse_keep)]
+    #[arg(long, value_name = "N", value_parser = parse_keep, allow_negative_numbers = true)]
     pub keep_daily: Option<OrOff<u32>>,
     /// Keep the newest snapshot of each of the last N ISO weeks that have one.
-    #[arg(long, value_name = "N", value_parser = parse_keep)]
+    #[arg(long, value_name = "N", value_parser = parse_keep, allow_negative_numbers = true)]
     pub keep_weekly: Option<OrOff<u32>>,
     /// Keep the newest snapshot of each of the last N months that have one.
-    #[arg(long, value_name = "N", value_parser = parse_keep)]
+    #[arg(long, value_name = "N", value_parser = parse_keep, allow_negative_numbers = true)]
     pub keep_monthly: Option<OrOff<u32>>,
     /// Keep the newest snapshot of each of the last N years that have one.
-    #[arg(long, value_name = "N", value_parser = parse_keep)]
+    #[arg(long, value_name = "N", value_parser = parse_keep, allow_negative_numbers = true)]
     pub keep_yearly: Option<OrOff<u32>>,
     /// Keep every snapshot newer than the newest minus this span (e.g. 10d, 2w, 1y6m, 36h).
     #[arg(long, value_name = "DURATION", value_parser = parse_span)]

@@ -22,6 +22,9 @@ pub fn run(store: &Store, read_data: bool, json: bool) -> Result<ExitCode> {
             "bytes_read": report.bytes_read,
             "problems": report.problems.iter().map(|p| json!({"what": p.what, "error": p.error})).collect::<Vec<_>>(),
             "unreferenced": report.unreferenced,
+            "condemned": report.condemned,
+            "reused": report.reused,
+            "pending": report.pending,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
@@ -42,9 +45,24 @@ pub fn run(store: &Store, read_data: bool, json: bool) -> Result<ExitCode> {
         );
         if !report.unreferenced.is_empty() {
             eprintln!(
-                "{} unreferenced files (left by interrupted writes; harmless)",
+                "{} unreferenced files (left by interrupted writes or prunes; harmless, the next prune deletes them)",
                 report.unreferenced.len()
             );
+        }
+        if !report.condemned.is_empty() {
+            eprintln!(
+                "{} files wait for deletion until running readers move on (the next prune deletes them)",
+                report.condemned.len()
+            );
+        }
+        if !report.reused.is_empty() {
+            eprintln!(
+                "{} condemned files are used again by a newer snapshot (the next prune keeps them)",
+                report.reused.len()
+            );
+        }
+        for p in &report.pending {
+            eprintln!("note: {p}");
         }
         if report.problems.is_empty() {
             eprintln!("no problems found");

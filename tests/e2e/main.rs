@@ -4,6 +4,7 @@ mod chains;
 mod cli;
 mod faults;
 mod mount;
+mod retention;
 mod tracking;
 mod tree;
 mod util;

@@ -546,3 +546,119 @@ fn seek_data_and_seek_hole_through_the_mount_match_the_source() {
     assert!(holes_seen > 5, "the source file system reports holes ({holes_seen})");
     assert_eq!(fs::read(mnt.join("latest/sparse")).unwrap(), fs::read(&path).unwrap());
 }
+
+/// Several processes read every snapshot through the mount in a loop while 30 simulated days of
+/// `write` with `--auto-prune on` forget, merge, repack and delete beneath them. A read gives the
+/// right bytes, or the snapshot is gone (ENOENT) or stale (ESTALE); never an I/O error, never
+/// wrong bytes, and the mount logs no damage. Forgotten snapshots leave the root within a second.
+#[test]
+fn a_mount_reads_on_while_writes_prune_beneath_it() {
+    if !fuse_available() {
+        return;
+    }
+    let env = Env::new(&[
+        "--min-delta-size",
+        "64K",
+        "--keep-last",
+        "3",
+        "--delta-merge",
+        "on",
+        "--auto-prune",
+        "on",
+        "--max-unused",
+        "0",
+    ]);
+    let src = env.path("src");
+    fs::create_dir(&src).unwrap();
+    let mut big = pseudo(1 << 20, 3);
+    let expected: std::sync::Arc<std::sync::Mutex<BTreeMap<String, Vec<u8>>>> = Default::default();
+    let write_day = |d: u32, big: &mut Vec<u8>| {
+        let at = (d as usize * 70_001) % (big.len() - 16_384);
+        big[at..at + 16_384].copy_from_slice(&pseudo(16_384, 40 + u64::from(d)));
+        fs::write(src.join("big.img"), &*big).unwrap();
+        fs::write(src.join("small"), pseudo(500, 80 + u64::from(d))).unwrap();
+        // Known before the write, since a reader may see the snapshot as soon as it commits.
+        let id = format!("2026-03-{:02}T03-00-00Z", d + 1);
+        expected.lock().unwrap().insert(id.clone(), big.clone());
+        let time = format!("2026-03-{:02}T03:00:00Z", d + 1);
+        let w = env.write(&src, &["--time", &time]);
+        assert_eq!(w["snapshot"], id.as_str());
+    };
+    write_day(0, &mut big);
+    let mnt = env.path("mnt");
+    let mut mount = Mount::start(&env, &mnt);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..3)
+        .map(|r| {
+            let (mnt, stop, expected) = (mnt.clone(), stop.clone(), expected.clone());
+            std::thread::spawn(move || {
+                let (mut good, mut gone) = (0u32, 0u32);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let mut ids: Vec<String> = match fs::read_dir(&mnt) {
+                        Ok(rd) => rd.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect(),
+                        Err(e) => panic!("reader {r}: listing the mount failed: {e}"),
+                    };
+                    ids.retain(|n| n != "latest");
+                    for id in ids {
+                        let out = std::process::Command::new("cat")
+                            .arg(mnt.join(&id).join("big.img"))
+                            .output()
+                            .unwrap();
+                        let err = String::from_utf8_lossy(&out.stderr);
+                        if out.status.success() {
+                            let want = expected
+                                .lock()
+                                .unwrap()
+                                .get(&id)
+                                .cloned()
+                                .expect("a snapshot the test wrote");
+                            assert!(out.stdout == want, "reader {r}: {id}/big.img read other bytes");
+                            good += 1;
+                        } else {
+                            assert!(
+                                err.contains("No such file") || err.contains("Stale file handle"),
+                                "reader {r}: {id}/big.img: {err}"
+                            );
+                            gone += 1;
+                        }
+                    }
+                }
+                (good, gone)
+            })
+        })
+        .collect();
+    for d in 1..30 {
+        write_day(d, &mut big);
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut good, mut gone) = (0, 0);
+    for r in readers {
+        let (g, s) = r.join().unwrap();
+        good += g;
+        gone += s;
+    }
+    eprintln!("readers: {good} files read whole, {gone} gone or stale");
+    assert!(good > 30, "the readers read only {good} files");
+    // Only the kept snapshots are left, in the store and in the mount's root.
+    let kept = env.snapshots();
+    assert_eq!(kept.len(), 3);
+    let mut listed: Vec<String> = fs::read_dir(&mnt)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n != "latest")
+        .collect();
+    listed.sort();
+    assert_eq!(listed, kept);
+    let (status, log) = mount.signal(rustix::process::Signal::TERM);
+    assert!(status.success(), "{log}");
+    assert!(
+        !log.contains("corrupt") && !log.contains("missing") && !log.contains("error"),
+        "{log}"
+    );
+    // With the mount gone, a prune deletes whatever it still held back.
+    env.ok(&["prune"]);
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["verify", "--read-data", "--json"])).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["condemned"].as_array().unwrap().len(), 0, "{v}");
+}

@@ -415,3 +415,64 @@ fn read_through_mapping(f: &fs::File) -> Vec<u8> {
     assert_eq!(out.stdout.len(), len);
     out.stdout
 }
+
+/// A change-tracked write right after a prune merged the file's chain: the newest version keeps
+/// a (complete) hash tree, so the next write is still tracked and reads only what changed.
+fn tracked_write_after_a_merge(kind: &str, tracked_by: &str) {
+    let Some(lfs) = LoopFs::new(kind) else { return };
+    let src = lfs.mnt.join("src");
+    fs::create_dir(&src).unwrap();
+    let mut big = pseudo(8 << 20, 11);
+    fs::write(src.join("big.img"), &big).unwrap();
+    let env = Env::new(&[
+        "--change-tracking",
+        "--min-delta-size",
+        "1M",
+        "--delta-merge",
+        "on",
+        "--keep-last",
+        "2",
+    ]);
+    let _tracker = (tracked_by == "fanotify").then(|| Tracker::start(&env, &src));
+    let pwrite = |big: &mut Vec<u8>, d: u64| {
+        let at = (d as usize * 1_000_003) % (big.len() - 4096);
+        let data = pseudo(4096, 60 + d);
+        big[at..at + 4096].copy_from_slice(&data);
+        let f = fs::OpenOptions::new().write(true).open(src.join("big.img")).unwrap();
+        f.write_all_at(&data, at as u64).unwrap();
+        f.sync_all().unwrap();
+    };
+    for d in 0..5u64 {
+        if d > 0 {
+            pwrite(&mut big, d);
+        }
+        env.write(&src, &["--time", &format!("2026-04-{:02}T03:00:00Z", d + 1)]);
+    }
+    let p: Value = serde_json::from_str(&env.ok(&["forget", "--prune", "--json"])).unwrap();
+    assert_eq!(p["prune"]["merged"].as_array().unwrap().len(), 1, "{p}");
+    pwrite(&mut big, 9);
+    let s = env.write(&src, &["--time", "2026-04-10T03:00:00Z"]);
+    let f = s["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "big.img")
+        .unwrap();
+    assert_eq!(f["change_source"], tracked_by, "{kind}: tracked after a merge: {f}");
+    assert_eq!(f["decision"], "incremental", "{f}");
+    assert!(f["bytes_read"].as_u64().unwrap() < 300_000, "{kind}: {f}");
+    let id = s["snapshot"].as_str().unwrap();
+    assert!(env.cat(id, "big.img") == big, "{kind}: the tracked version differs");
+    let out = env.run(&["verify", "--read-data"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn xfs_reflink_tracks_a_write_right_after_a_merge() {
+    tracked_write_after_a_merge("xfs", "reflink");
+}
+
+#[test]
+fn ext4_fanotify_tracks_a_write_right_after_a_merge() {
+    tracked_write_after_a_merge("ext4", "fanotify");
+}

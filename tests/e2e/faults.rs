@@ -403,3 +403,67 @@ fn one_damaged_manifest_hides_no_other_snapshot() {
     assert_eq!(w["parent"], second.as_str());
     assert_eq!(env.cat("latest", "f"), b"three");
 }
+
+#[test]
+fn a_disk_that_fills_during_prune_fails_it_clearly_and_loses_nothing() {
+    if !have(&[Need::Root]) {
+        return;
+    }
+    let base = tempfile::tempdir().unwrap();
+    let mnt = base.path().join("small");
+    fs::create_dir(&mnt).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=32m", "tmpfs", mnt.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "cannot mount tmpfs");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.clone());
+    let store = mnt.join("store");
+    let run = |args: &[&str]| {
+        std::process::Command::new(bin())
+            .arg("--store")
+            .arg(&store)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // Every merge repacks (max unused 0): the first half of the file changes every day.
+    assert!(run(&["init", "--min-delta-size", "64K", "--delta-merge", "on", "--max-unused", "0"]).status.success());
+    let src = base.path().join("src");
+    fs::create_dir(&src).unwrap();
+    let mut data = pseudo(6 << 20, 1);
+    for d in 0..4u64 {
+        data[..3 << 20].copy_from_slice(&pseudo(3 << 20, 10 + d));
+        fs::write(src.join("big"), &data).unwrap();
+        let time = format!("2026-05-0{}T03:00:00Z", d + 1);
+        assert!(run(&["write", src.to_str().unwrap(), "--time", &time]).status.success());
+    }
+    assert!(run(&["forget", "--keep-last", "1"]).status.success());
+    // Leave less room than the repacked object needs.
+    let free = rustix::fs::statvfs(&mnt).unwrap();
+    let room = free.f_bavail * free.f_frsize;
+    fs::write(mnt.join("filler"), vec![1u8; (room - (1 << 20)) as usize]).unwrap();
+    let out = run(&["prune"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("prune failed") && err.contains("No space left on device"), "{err}");
+    let out = run(&["cat", "latest", "big"]);
+    assert!(out.status.success() && out.stdout == data, "the kept snapshot must read back");
+    let out = run(&["verify", "--read-data"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    // With room again, the prune finishes and nothing is left over.
+    fs::remove_file(mnt.join("filler")).unwrap();
+    assert!(run(&["prune"]).status.success());
+    let out = run(&["verify", "--read-data", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+    assert_eq!(v["unreferenced"].as_array().unwrap().len(), 0, "{v}");
+    let out = run(&["cat", "latest", "big"]);
+    assert!(out.stdout == data);
+}

@@ -122,3 +122,83 @@ fn trees_in_order(trees: Vec<(StoreFile, Vec<ObjectId>)>) -> Vec<StoreFile> {
     out.extend(trees.iter().zip(&done).filter(|(_, d)| !**d).map(|((f, _), _)| *f));
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::policy::Policy;
+    use crate::testdata::pseudo;
+    use crate::write::progress::WriteProgress;
+    use crate::write::{WriteOptions, write_snapshot};
+
+    fn all_files(store: &Store) -> Vec<StoreFile> {
+        let mut out = Vec::new();
+        for (dir, version) in [("versions", true), ("objects", false)] {
+            for fan in fs::read_dir(store.root().join(dir)).unwrap() {
+                for f in fs::read_dir(fan.unwrap().path()).unwrap() {
+                    let name = f.unwrap().file_name().into_string().unwrap();
+                    out.push(if version {
+                        StoreFile::Version(crate::id::VersionId::from_hex(&name).unwrap())
+                    } else {
+                        StoreFile::Object(ObjectId::from_hex(&name).unwrap())
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn referrers_come_before_what_they_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir(&src).unwrap();
+        let policy = Policy {
+            min_delta_size: 64 << 10,
+            ..Policy::default()
+        };
+        let store = Store::init(&dir.path().join("store"), policy).unwrap();
+        let mut data = pseudo(200 << 10, 1);
+        for d in 0..6 {
+            data[d * 4096..(d + 1) * 4096].copy_from_slice(&pseudo(4096, 10 + d as u64));
+            fs::write(src.join("f"), &data).unwrap();
+            let opts = WriteOptions {
+                policy,
+                ..WriteOptions::default()
+            };
+            write_snapshot(&store, &src, &opts, None, &WriteProgress::default()).unwrap();
+        }
+        let order = deletion_order(&store, &all_files(&store));
+        let depth = |f: &StoreFile| match f {
+            StoreFile::Version(v) => Some(store.version(v).unwrap().depth),
+            StoreFile::Object(_) => None,
+        };
+        let records: Vec<u32> = order.iter().map_while(depth).collect();
+        assert_eq!(records, [5, 4, 3, 2, 1, 0], "records deepest first, before any object");
+        let rest = &order[records.len()..];
+        let kinds: Vec<Class> = rest.iter().map(|f| classify(&store, f)).collect();
+        let first_data = kinds.iter().position(|k| matches!(k, Class::Data)).unwrap();
+        assert!(kinds[..first_data].iter().all(|k| matches!(k, Class::Signature(_))));
+        assert!(kinds[first_data..].iter().all(|k| matches!(k, Class::Data)));
+        let chains: Vec<u16> = kinds[..first_data]
+            .iter()
+            .map(|k| match k {
+                Class::Signature(c) => *c,
+                _ => unreachable!(),
+            })
+            .collect();
+        assert!(chains.windows(2).all(|w| w[0] >= w[1]), "{chains:?}");
+        assert_eq!(chains.last(), Some(&0));
+    }
+
+    #[test]
+    fn trees_come_before_the_trees_they_point_into() {
+        let id = |n: u8| ObjectId([n; 32]);
+        let t = |n: u8, refs: &[u8]| (StoreFile::Object(id(n)), refs.iter().map(|r| id(*r)).collect());
+        // 1 -> 2 -> 3, 4 -> 3, and 5 references a tree that is not condemned.
+        let order = trees_in_order(vec![t(3, &[]), t(2, &[3]), t(5, &[9]), t(1, &[2]), t(4, &[3])]);
+        let at = |n: u8| order.iter().position(|f| *f == StoreFile::Object(id(n))).unwrap();
+        assert_eq!(order.len(), 5);
+        assert!(at(1) < at(2) && at(2) < at(3) && at(4) < at(3));
+    }
+}

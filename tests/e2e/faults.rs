@@ -434,7 +434,19 @@ fn a_disk_that_fills_during_prune_fails_it_clearly_and_loses_nothing() {
             .unwrap()
     };
     // Every merge repacks (max unused 0): the first half of the file changes every day.
-    assert!(run(&["init", "--min-delta-size", "64K", "--delta-merge", "on", "--max-unused", "0"]).status.success());
+    assert!(
+        run(&[
+            "init",
+            "--min-delta-size",
+            "64K",
+            "--delta-merge",
+            "on",
+            "--max-unused",
+            "0"
+        ])
+        .status
+        .success()
+    );
     let src = base.path().join("src");
     fs::create_dir(&src).unwrap();
     let mut data = pseudo(6 << 20, 1);
@@ -452,9 +464,15 @@ fn a_disk_that_fills_during_prune_fails_it_clearly_and_loses_nothing() {
     let out = run(&["prune"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("prune failed") && err.contains("No space left on device"), "{err}");
+    assert!(
+        err.contains("prune failed") && err.contains("No space left on device"),
+        "{err}"
+    );
     let out = run(&["cat", "latest", "big"]);
-    assert!(out.status.success() && out.stdout == data, "the kept snapshot must read back");
+    assert!(
+        out.status.success() && out.stdout == data,
+        "the kept snapshot must read back"
+    );
     let out = run(&["verify", "--read-data"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     // With room again, the prune finishes and nothing is left over.

@@ -300,35 +300,57 @@ fn a_file_changing_while_it_is_read_is_retried_or_reported_never_torn() {
     assert_eq!(code, 0, "{report}");
 }
 
+/// A small tmpfs (root only), unmounted when dropped.
+struct SmallDisk {
+    base: tempfile::TempDir,
+    mnt: PathBuf,
+}
+
+impl SmallDisk {
+    fn new(size: &str) -> SmallDisk {
+        let base = tempfile::tempdir().unwrap();
+        let mnt = base.path().join("small");
+        fs::create_dir(&mnt).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "tmpfs",
+                mnt.to_str().unwrap(),
+            ])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "cannot mount tmpfs");
+        SmallDisk { base, mnt }
+    }
+
+    /// Runs the binary on `store`.
+    fn run(&self, store: &Path, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(bin())
+            .arg("--store")
+            .arg(store)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.mnt).status();
+    }
+}
+
 #[test]
 fn a_full_disk_fails_the_write_and_leaves_the_store_as_it_was() {
     if !have(&[Need::Root]) {
         return;
     }
-    let base = tempfile::tempdir().unwrap();
-    let mnt = base.path().join("small");
-    fs::create_dir(&mnt).unwrap();
-    let ok = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=24m", "tmpfs", mnt.to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(ok.success(), "cannot mount tmpfs");
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(mnt.clone());
-    let store = mnt.join("store");
-    let run = |args: &[&str]| {
-        std::process::Command::new(bin())
-            .arg("--store")
-            .arg(&store)
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let small = SmallDisk::new("24m");
+    let (base, store) = (&small.base, small.mnt.join("store"));
+    let run = |args: &[&str]| small.run(&store, args);
     assert!(run(&["init"]).status.success());
     let src = base.path().join("src");
     fs::create_dir(&src).unwrap();
@@ -409,30 +431,9 @@ fn a_disk_that_fills_during_prune_fails_it_clearly_and_loses_nothing() {
     if !have(&[Need::Root]) {
         return;
     }
-    let base = tempfile::tempdir().unwrap();
-    let mnt = base.path().join("small");
-    fs::create_dir(&mnt).unwrap();
-    let ok = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=32m", "tmpfs", mnt.to_str().unwrap()])
-        .status()
-        .unwrap();
-    assert!(ok.success(), "cannot mount tmpfs");
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _guard = Unmount(mnt.clone());
-    let store = mnt.join("store");
-    let run = |args: &[&str]| {
-        std::process::Command::new(bin())
-            .arg("--store")
-            .arg(&store)
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let small = SmallDisk::new("32m");
+    let (base, mnt, store) = (&small.base, small.mnt.as_path(), small.mnt.join("store"));
+    let run = |args: &[&str]| small.run(&store, args);
     // Every merge repacks (max unused 0): the first half of the file changes every day.
     assert!(
         run(&[
@@ -458,7 +459,7 @@ fn a_disk_that_fills_during_prune_fails_it_clearly_and_loses_nothing() {
     }
     assert!(run(&["forget", "--keep-last", "1"]).status.success());
     // Leave less room than the repacked object needs.
-    let free = rustix::fs::statvfs(&mnt).unwrap();
+    let free = rustix::fs::statvfs(mnt).unwrap();
     let room = free.f_bavail * free.f_frsize;
     fs::write(mnt.join("filler"), vec![1u8; (room - (1 << 20)) as usize]).unwrap();
     let out = run(&["prune"]);

@@ -159,41 +159,19 @@ impl FileVersion {
         if kind.is_full() && full != id {
             return Err(d.error("a full version must be its own chain's full"));
         }
-        if kind == VersionKind::Merged {
-            if map_checkpoint.is_none() || literal.is_some() || deltas_since_full != 0 {
-                return Err(d.error("a merged full needs an extent map and has no literal data"));
-            }
+        if kind == VersionKind::Merged && (map_checkpoint.is_none() || literal.is_some() || deltas_since_full != 0) {
+            return Err(d.error("a merged full needs an extent map and has no literal data"));
+        }
+        let base_size = if base.is_some() { Some(u64::MAX) } else { None };
+        // A merged full's content is its extent map: its op list is empty.
+        let ops = if kind == VersionKind::Merged {
             if d.u8()? != 0 {
                 return Err(d.error("a merged full has no ops"));
             }
-            d.finish()?;
-            return Ok(FileVersion {
-                id,
-                size,
-                kind,
-                depth,
-                deltas_since_full,
-                full,
-                base,
-                signature,
-                block_size,
-                literal,
-                ops: Vec::new(),
-                map_checkpoint,
-                hash_tree,
-                literal_stored,
-                stored_bytes,
-                time_ns,
-            });
-        }
-        if base == Some(id) {
-            return Err(d.error("version is its own base"));
-        }
-        if kind == VersionKind::Differential && depth != 1 {
-            return Err(d.error("a differential version must have depth 1"));
-        }
-        let base_size = if base.is_some() { Some(u64::MAX) } else { None };
-        let ops = decode_ops(&mut d, size, base_size)?;
+            Vec::new()
+        } else {
+            decode_ops(&mut d, size, base_size)?
+        };
         d.finish()?;
         Ok(FileVersion {
             id,

@@ -163,36 +163,24 @@ fn load_all(store: &Store) -> Result<Vec<Arc<Snapshot>>> {
 /// `needed`. Names that are not ids are not backup-fs files and are left alone.
 fn sweep(store: &Store, reach: &Reachable, needed: &mut Amount) -> Result<BTreeMap<StoreFile, u64>> {
     let mut garbage = BTreeMap::new();
-    for (dir, is_version) in [("versions", true), ("objects", false)] {
-        let top = store.root().join(dir);
-        for fan in read_dir(&top)? {
+    type Parse = fn(&str, &Reachable) -> Option<(StoreFile, bool)>;
+    let version: Parse = |hex, r| VersionId::from_hex(hex).map(|v| (StoreFile::Version(v), r.versions.contains(&v)));
+    let object: Parse = |hex, r| ObjectId::from_hex(hex).map(|o| (StoreFile::Object(o), r.objects.contains(&o)));
+    for (dir, parse) in [("versions", version), ("objects", object)] {
+        for fan in read_dir(&store.root().join(dir))? {
             if !fan.is_dir() {
                 continue;
             }
             for path in read_dir(&fan)? {
-                let Some(hex) = path.file_name().and_then(|n| n.to_str()) else {
+                let Some((file, reached)) = path.file_name().and_then(|n| n.to_str()).and_then(|h| parse(h, reach))
+                else {
                     continue;
                 };
-                let file = if is_version {
-                    match VersionId::from_hex(hex) {
-                        Some(v) if !reach.versions.contains(&v) => StoreFile::Version(v),
-                        Some(_) => {
-                            needed.add(file_size(&path));
-                            continue;
-                        }
-                        None => continue,
-                    }
+                if reached {
+                    needed.add(file_size(&path));
                 } else {
-                    match ObjectId::from_hex(hex) {
-                        Some(o) if !reach.objects.contains(&o) => StoreFile::Object(o),
-                        Some(_) => {
-                            needed.add(file_size(&path));
-                            continue;
-                        }
-                        None => continue,
-                    }
-                };
-                garbage.insert(file, file_size(&path));
+                    garbage.insert(file, file_size(&path));
+                }
             }
         }
     }

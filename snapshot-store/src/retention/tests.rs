@@ -94,10 +94,14 @@ fn check_kept(f: &Fixture) {
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
 
-fn forget_rules(root: &Path, rules: KeepRules) -> Vec<SnapshotId> {
+/// Forgets all but the `n` newest snapshots; returns those forgotten.
+fn keep_last(root: &Path, n: u32) -> Vec<SnapshotId> {
     let store = Store::open(root).unwrap();
     let opts = ForgetOptions {
-        rules: Some(rules),
+        rules: Some(KeepRules {
+            last: Some(n),
+            ..KeepRules::default()
+        }),
         wait_for_lock: true,
         ..ForgetOptions::default()
     };
@@ -116,13 +120,7 @@ fn files_under(dir: &Path) -> usize {
 #[test]
 fn forget_then_prune_frees_what_only_forgotten_snapshots_used() {
     let f = fixture(6, small_policy());
-    let removed = forget_rules(
-        &f.root,
-        KeepRules {
-            last: Some(2),
-            ..KeepRules::default()
-        },
-    );
+    let removed = keep_last(&f.root, 2);
     assert_eq!(removed.len(), 4);
     let store = Store::open(&f.root).unwrap();
     assert_eq!(store.snapshot_ids().unwrap().len(), 2);
@@ -205,13 +203,7 @@ fn a_registered_reader_holds_back_deletion_until_it_refreshes() {
     reader.register_reader().unwrap();
     let first = f.days[0].0.clone();
     let before = read_all(&reader, &first, "small");
-    forget_rules(
-        &f.root,
-        KeepRules {
-            last: Some(1),
-            ..KeepRules::default()
-        },
-    );
+    keep_last(&f.root, 1);
     let quick = PruneOptions {
         reader_wait: std::time::Duration::from_millis(100),
         ..PruneOptions::default()
@@ -242,13 +234,7 @@ fn a_reader_that_is_gone_holds_nothing_back() {
     let leftover = dir.join("999999-deadbeef");
     fs::write(&leftover, format!("{:020}\n", 0)).unwrap();
     drop(reader);
-    forget_rules(
-        &f.root,
-        KeepRules {
-            last: Some(1),
-            ..KeepRules::default()
-        },
-    );
+    keep_last(&f.root, 1);
     let r = prune(&Store::open(&f.root).unwrap(), &PruneOptions::default()).unwrap();
     assert_eq!(r.deferred.files, 0);
     assert!(!leftover.exists());
@@ -260,13 +246,7 @@ fn a_condemned_file_that_a_write_reuses_is_kept() {
     let f = fixture(3, small_policy());
     let reader = Store::open(&f.root).unwrap();
     reader.register_reader().unwrap();
-    forget_rules(
-        &f.root,
-        KeepRules {
-            last: Some(1),
-            ..KeepRules::default()
-        },
-    );
+    keep_last(&f.root, 1);
     let quick = PruneOptions {
         reader_wait: std::time::Duration::ZERO,
         ..PruneOptions::default()
@@ -345,13 +325,7 @@ fn crash_then_rerun(point: Point, nth: u32) -> bool {
     let f = fixture(5, small_policy());
     arm(point, &f.root, Action::Panic, nth);
     let run = std::panic::catch_unwind(|| {
-        forget_rules(
-            &f.root,
-            KeepRules {
-                last: Some(2),
-                ..KeepRules::default()
-            },
-        );
+        keep_last(&f.root, 2);
         prune(&Store::open(&f.root).unwrap(), &PruneOptions::default()).unwrap();
     });
     let fired = !disarm(&f.root);
@@ -366,13 +340,7 @@ fn crash_then_rerun(point: Point, nth: u32) -> bool {
             );
         }
     }
-    forget_rules(
-        &f.root,
-        KeepRules {
-            last: Some(2),
-            ..KeepRules::default()
-        },
-    );
+    keep_last(&f.root, 2);
     prune(&store, &PruneOptions::default()).unwrap();
     check_kept(&f);
     let report = verify(&Store::open(&f.root).unwrap(), VerifyOptions::default()).unwrap();

@@ -255,13 +255,15 @@ def report(res: dict) -> str:
         for t in ("restic", "rdiff-backup"):
             row.append(f"{d[t]['store'] / MIB:.1f}" if t in d else "-")
         x = d["backup-fs"]
-        row += [f"{x['prune_seconds']:.2f}", f"{(x['rchar'] + x['wchar']) / MIB:.1f}", str(len(x["merged"])),
+        row += [f"{x['prune_seconds']:.2f}", f"{x['prune_rss'] / MIB:.0f}", f"{x['rchar'] / MIB:.1f}",
+                f"{x['wchar'] / MIB:.1f}", str(len(x["merged"])),
                 f"{d['restic']['prune_seconds']:.2f}" if "restic" in d else "-"]
         rows.append(row)
     out = [f"## Retention benchmark: scale {res['config']['scale']}, {len(days)} days, "
            f"keep-daily {KEEP_DAILY} keep-weekly {KEEP_WEEKLY}", "",
            md_table(["day", "backup-fs MiB", "reference MiB", "restic MiB", "rdiff-backup MiB",
-                     "prune s", "prune I/O MiB", "merges", "restic prune s"], rows), ""]
+                     "prune s", "prune RSS MiB", "prune read MiB", "prune written MiB", "merges",
+                     "restic prune s"], rows), ""]
     lines = []
 
     def ratio(name: str, value: float, target: float, ok: bool) -> None:
@@ -305,8 +307,12 @@ def main() -> None:
     ap.add_argument("--drop-caches", action="store_true", help="drop caches before each timed command (root)")
     ap.add_argument("--no-mount", action="store_true", help="skip the mount reads")
     ap.add_argument("--results", default=None, help="JSON results file (default: in bench/)")
+    ap.add_argument("--report", metavar="RESULTS", help="print the report of a results file and exit")
     add_build_args(ap)
     a = ap.parse_args()
+    if a.report:
+        print(report(json.loads(Path(a.report).read_text())))
+        return
     bfs, wl, measure = build(a)
     r = Runner(measure, a.drop_caches, a.verbose)
     b = Bench(a, bfs, wl, r)

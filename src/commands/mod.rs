@@ -116,9 +116,13 @@ pub fn open(dir: Option<PathBuf>) -> Result<Store> {
 /// a prune running meanwhile keeps what it reads.
 pub fn open_reader(dir: Option<PathBuf>) -> Result<Store> {
     let store = open(dir)?;
-    store
-        .register_reader()
-        .with_context(|| format!("cannot register as a reader of {}", store.root().display()))?;
+    if let Err(e) = store.register_reader() {
+        // Reading goes on unregistered: a prune then keeps what it needs only for its grace period.
+        eprintln!(
+            "backup-fs: note: cannot register as a reader of {} ({e}); a prune running meanwhile may remove what this reads after its grace period",
+            store.root().display()
+        );
+    }
     Ok(store)
 }
 

@@ -42,6 +42,7 @@ pub fn prune_json(r: &PruneReport) -> Value {
         "waiting_for": r.waiting_for.iter().map(|w| json!({"reader": w.name, "generation": w.generation})).collect::<Vec<_>>(),
         "missing": r.missing,
         "upgraded": r.upgraded,
+        "notes": r.notes,
         "merged": r.merges.merged.iter().map(|m| json!({
             "path": m.path,
             "from": m.from.to_hex(),
@@ -98,6 +99,9 @@ pub fn print_prune(r: &PruneReport) {
             readers.len(),
             readers.join(", ")
         );
+    }
+    for n in &r.notes {
+        eprintln!("backup-fs: note: {n}");
     }
     if !r.missing.is_empty() {
         eprintln!(

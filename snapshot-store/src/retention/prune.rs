@@ -88,6 +88,9 @@ pub struct PruneReport {
     pub merges: Merges,
     /// The store was upgraded from format version 1.
     pub upgraded: bool,
+    /// What the user should know that did not fail the prune (a file that could not be deleted
+    /// yet, left for the next prune).
+    pub notes: Vec<String>,
     /// Nothing was changed.
     pub dry_run: bool,
 }
@@ -269,14 +272,26 @@ fn delete(
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => {
-                // Keep what is left listed; the next prune carries on.
+                // Keep what is left listed (what this file references must outlive it, so
+                // nothing after it is deleted either); the next prune carries on.
                 let remaining: Vec<Condemned> = stay
                     .iter()
                     .copied()
                     .chain(go.iter().copied().filter(|c| !deleted.contains(&c.file)))
                     .collect();
-                let _ = rewrite(store, lock, list.generation, remaining);
-                return Err(Error::io(&path, e));
+                if e.kind() != io::ErrorKind::PermissionDenied {
+                    let _ = rewrite(store, lock, list.generation, remaining);
+                    return Err(Error::io(&path, e));
+                }
+                // In use (Windows refuses to delete an open file): not an error.
+                report.notes.push(format!(
+                    "{} is in use and was not deleted ({e}); the next prune deletes it and what it references",
+                    path.display()
+                ));
+                for c in &remaining {
+                    report.deferred.add(c.size);
+                }
+                return rewrite(store, lock, list.generation, remaining);
             }
         }
         deleted.insert(file);

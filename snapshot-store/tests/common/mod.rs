@@ -5,4 +5,8 @@
 #[allow(dead_code)] // each test uses only some of it
 mod testdata;
 
+#[allow(unused_imports)] // each test uses only some of it
 pub use testdata::*;
+
+#[allow(dead_code)] // only the golden-store tests use it
+pub mod golden;

@@ -228,3 +228,78 @@ fn reasons_name_every_rule_that_keeps_a_snapshot() {
     assert_eq!(v[1].reasons, [KeepReason::Rule("daily"), KeepReason::Rule("monthly")]);
     assert_eq!(v.iter().filter(|v| v.keep()).count(), 2);
 }
+
+/// Part of the snapshot list of restic's own policy tests (`internal/restic`), with the results
+/// its rules give.
+#[test]
+fn restics_example_snapshot_list() {
+    let t = [
+        "2014-11-22T10:20:30Z",
+        "2015-11-22T10:20:30Z",
+        "2016-01-01T01:02:03Z",
+        "2016-01-01T01:03:03Z",
+        "2016-01-01T07:08:03Z",
+        "2016-01-03T07:02:03Z",
+        "2016-01-04T10:23:03Z",
+        "2016-01-04T11:23:03Z",
+        "2016-01-04T12:23:03Z",
+        "2016-01-04T12:24:03Z",
+        "2016-01-04T12:28:03Z",
+        "2016-01-04T12:30:03Z",
+        "2016-01-04T16:23:03Z",
+        "2016-01-05T09:02:03Z",
+        "2016-01-06T08:02:03Z",
+        "2016-01-07T10:02:03Z",
+        "2016-01-08T20:02:03Z",
+        "2016-01-09T21:02:03Z",
+        "2016-01-12T21:02:03Z",
+        "2016-01-12T21:08:03Z",
+        "2016-01-18T12:02:03Z",
+    ];
+    let k = |r: KeepRules| kept(&t, r, 0);
+    assert_eq!(
+        k(rules(|r| r.daily = Some(3))),
+        ["2016-01-18T12:02:03Z", "2016-01-12T21:08:03Z", "2016-01-09T21:02:03Z"]
+    );
+    assert_eq!(
+        k(rules(|r| r.weekly = Some(2))),
+        ["2016-01-18T12:02:03Z", "2016-01-12T21:08:03Z"]
+    );
+    assert_eq!(
+        k(rules(|r| r.hourly = Some(5))),
+        [
+            "2016-01-18T12:02:03Z",
+            "2016-01-12T21:08:03Z",
+            "2016-01-09T21:02:03Z",
+            "2016-01-08T20:02:03Z",
+            "2016-01-07T10:02:03Z"
+        ]
+    );
+    assert_eq!(
+        k(rules(|r| {
+            r.last = Some(5);
+            r.daily = Some(5)
+        })),
+        [
+            "2016-01-18T12:02:03Z",
+            "2016-01-12T21:08:03Z",
+            "2016-01-12T21:02:03Z",
+            "2016-01-09T21:02:03Z",
+            "2016-01-08T20:02:03Z",
+            "2016-01-07T10:02:03Z"
+        ]
+    );
+    assert_eq!(
+        k(rules(|r| r.within = Some("7d".parse().unwrap()))),
+        ["2016-01-18T12:02:03Z", "2016-01-12T21:08:03Z", "2016-01-12T21:02:03Z"]
+    );
+    assert_eq!(
+        k(rules(|r| r.monthly = Some(2))),
+        ["2016-01-18T12:02:03Z", "2015-11-22T10:20:30Z"]
+    );
+    // Counts left at the oldest: it is kept, once.
+    assert_eq!(
+        k(rules(|r| r.yearly = Some(10))),
+        ["2016-01-18T12:02:03Z", "2015-11-22T10:20:30Z", "2014-11-22T10:20:30Z"]
+    );
+}

@@ -119,8 +119,9 @@ class Bench:
 
     def init(self) -> None:
         b = [self.bfs, "--store"]
+        extra = ["--max-unused", self.a.max_unused] if self.a.max_unused else []
         self.run(b + [self.store, "init", "--keep-daily", KEEP_DAILY, "--keep-weekly", KEEP_WEEKLY,
-                      "--delta-merge", "on"])
+                      "--delta-merge", "on"] + extra)
         self.run(b + [self.ref, "init"])
         if "restic" in self.tools():
             self.run(["restic", "init", "--repo", self.restic])
@@ -306,6 +307,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--drop-caches", action="store_true", help="drop caches before each timed command (root)")
     ap.add_argument("--no-mount", action="store_true", help="skip the mount reads")
+    ap.add_argument("--max-unused", help="backup-fs --max-unused for the store (default: the store's default)")
     ap.add_argument("--results", default=None, help="JSON results file (default: in bench/)")
     ap.add_argument("--report", metavar="RESULTS", help="print the report of a results file and exit")
     add_build_args(ap)

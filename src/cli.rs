@@ -276,7 +276,7 @@ pub struct RetentionArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_span)]
     pub merge_interval: Option<OrOff<Span>>,
     /// Rewrite a data object with only its used bytes once more than this share of it is
-    /// unused [store default: 20%].
+    /// unused [store default: 5%].
     #[arg(long, value_name = "PERCENT", value_parser = parse_percent)]
     pub max_unused: Option<Percent>,
     /// Delete files a registered reader may still use after this long even if it has not caught

@@ -186,7 +186,7 @@ pub struct Retention {
     /// A chain is merged at most once per this many seconds of snapshot time.
     pub merge_interval_s: u64,
     /// A data object is rewritten with only its used bytes once more than this share of it is
-    /// used by no kept version.
+    /// used by no kept version (5% by default, as restic's packs).
     pub max_unused: Percent,
     /// Files condemned while a registered reader may still use them are deleted after this many
     /// seconds even if it has not caught up.
@@ -200,7 +200,7 @@ impl Default for Retention {
             delta_merge: false,
             auto_prune: false,
             merge_interval_s: 24 * 3600,
-            max_unused: Percent(20 * 100),
+            max_unused: Percent(5 * 100),
             grace_s: 24 * 3600,
         }
     }

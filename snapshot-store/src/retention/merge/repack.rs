@@ -85,6 +85,7 @@ pub(crate) fn repack(
         let mut pieces = Vec::new();
         let mut at = 0u64;
         let mut copied = 0u64;
+        let mut last = None;
         for p in map.pieces(0, map.size()) {
             match p.source {
                 Some((o, off)) if replaced.contains(&o) => {
@@ -93,7 +94,7 @@ pub(crate) fn repack(
                         Some(n) => *n,
                         None => {
                             if let Some(w) = writer.as_mut() {
-                                copy_range(store, &o, off, p.len, w)?;
+                                copy_range(store, &o, off, p.len, w, &mut last)?;
                             }
                             placed.insert(key, at);
                             at += p.len;
@@ -128,15 +129,32 @@ pub(crate) fn repack(
     Ok(Some(Repacked { object, map, copied }))
 }
 
-/// Appends `len` bytes of object `id` from `offset` to `out`, frame by frame.
-fn copy_range(store: &Store, id: &ObjectId, offset: u64, len: u64, out: &mut DataObjectWriter) -> Result<()> {
+/// The frame decoded last: (object, frame number, bytes).
+type LastFrame = Option<(ObjectId, u64, Vec<u8>)>;
+
+/// Appends `len` bytes of object `id` from `offset` to `out`, frame by frame. Frames are read
+/// past the shared cache (a repack reads each once; caching them would only grow memory),
+/// keeping the last one for the next range, which often continues in it.
+fn copy_range(
+    store: &Store,
+    id: &ObjectId,
+    offset: u64,
+    len: u64,
+    out: &mut DataObjectWriter,
+    last: &mut LastFrame,
+) -> Result<()> {
     let obj = store.data_object(id)?;
     let fs = u64::from(obj.frame_size());
     let end = offset + len;
     let mut pos = offset;
     while pos < end {
         let frame = pos / fs;
-        let data = store.frame(&obj, frame as u32, Access::Sequential)?;
+        if !matches!(last, Some((o, f, _)) if o == id && *f == frame) {
+            *last = Some((*id, frame, obj.read_frame(frame as usize, Access::Sequential)?));
+        }
+        let Some((_, _, data)) = last.as_ref() else {
+            continue;
+        };
         let start = (pos - frame * fs) as usize;
         let stop = ((end - frame * fs) as usize).min(data.len());
         let Some(bytes) = data.get(start..stop).filter(|b| !b.is_empty()) else {

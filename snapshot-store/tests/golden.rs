@@ -23,7 +23,7 @@ use snapshot_store::{
 };
 
 mod common;
-use common::golden::{copy_tree, describe, text};
+use common::golden::{describe, open_copy, text};
 use common::pseudo;
 
 fn fixture() -> PathBuf {
@@ -148,13 +148,9 @@ fn a_store_of_format_version_1_reads_back_exactly() {
     if std::env::var("BACKUP_FS_REGENERATE_GOLDEN").is_ok_and(|v| v == "1") {
         regenerate();
     }
-    let want: Value = serde_json::from_str(&fs::read_to_string(fixture().join("expected.json")).unwrap()).unwrap();
-    // Read a copy: the fixture is never written to.
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("store");
-    copy_tree(&fixture().join("store"), &root);
-    fs::create_dir_all(root.join("tmp")).unwrap();
-    let store = Store::open(&root).unwrap();
+    let common::golden::Opened {
+        want, dir: _dir, store, ..
+    } = open_copy(&fixture());
     assert_eq!(want["format_version"], 1);
     let snapshots = want["snapshots"].as_array().unwrap();
     assert_eq!(store.snapshot_ids().unwrap().len(), snapshots.len());

@@ -10,14 +10,14 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use serde_json::json;
 use snapshot_store::{
     ForgetOptions, KeepRules, Policy, PruneOptions, Retention, SnapshotId, Store, VerifyOptions, VersionState,
     WriteOptions, WriteProgress, file_history, forget, prune, verify, write_snapshot,
 };
 
 mod common;
-use common::golden::{copy_tree, describe, text};
+use common::golden::{describe, open_copy, text};
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/format-v2")
@@ -119,12 +119,12 @@ fn a_store_of_format_version_2_reads_back_exactly_and_a_prune_finishes_it() {
     if std::env::var("BACKUP_FS_REGENERATE_GOLDEN").is_ok_and(|v| v == "1") {
         regenerate();
     }
-    let want: Value = serde_json::from_str(&fs::read_to_string(fixture().join("expected.json")).unwrap()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().join("store");
-    copy_tree(&fixture().join("store"), &root);
-    fs::create_dir_all(root.join("tmp")).unwrap();
-    let store = Store::open(&root).unwrap();
+    let common::golden::Opened {
+        want,
+        dir: _dir,
+        root,
+        store,
+    } = open_copy(&fixture());
     assert_eq!(want["format_version"], 2);
     assert_eq!(store.config().format, snapshot_store::FormatVersion::V2);
     let r = store.config().retention;

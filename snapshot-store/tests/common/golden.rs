@@ -78,3 +78,27 @@ pub fn copy_tree(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A golden fixture opened for a test: its expectations, and a copy of its store (the fixture
+/// itself is never written to; git keeps no empty directory, so `tmp/` is recreated).
+pub struct Opened {
+    /// The parsed `expected.json`.
+    pub want: Value,
+    /// Holds the copy.
+    pub dir: tempfile::TempDir,
+    /// The copy's root.
+    pub root: std::path::PathBuf,
+    /// The copy, opened.
+    pub store: Store,
+}
+
+/// Opens a copy of the golden fixture in `fixture`.
+pub fn open_copy(fixture: &Path) -> Opened {
+    let want: Value = serde_json::from_str(&fs::read_to_string(fixture.join("expected.json")).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    copy_tree(&fixture.join("store"), &root);
+    fs::create_dir_all(root.join("tmp")).unwrap();
+    let store = Store::open(&root).unwrap();
+    Opened { want, dir, root, store }
+}

@@ -95,7 +95,7 @@ fn check_kept(f: &Fixture) {
 }
 
 /// Forgets all but the `n` newest snapshots; returns those forgotten.
-fn keep_last(root: &Path, n: u32) -> Vec<SnapshotId> {
+pub(super) fn keep_last(root: &Path, n: u32) -> Vec<SnapshotId> {
     let store = Store::open(root).unwrap();
     let opts = ForgetOptions {
         rules: Some(KeepRules {
@@ -106,6 +106,18 @@ fn keep_last(root: &Path, n: u32) -> Vec<SnapshotId> {
         ..ForgetOptions::default()
     };
     forget(&store, &opts, &TimeZone::UTC).unwrap().removed
+}
+
+/// What a prune of `store` would do, changing nothing.
+pub(super) fn dry_prune(store: &Store) -> crate::retention::prune::PruneReport {
+    prune(
+        store,
+        &PruneOptions {
+            dry_run: true,
+            ..PruneOptions::default()
+        },
+    )
+    .unwrap()
 }
 
 fn files_under(dir: &Path) -> usize {
@@ -124,14 +136,7 @@ fn forget_then_prune_frees_what_only_forgotten_snapshots_used() {
     assert_eq!(removed.len(), 4);
     let store = Store::open(&f.root).unwrap();
     assert_eq!(store.snapshot_ids().unwrap().len(), 2);
-    let dry = prune(
-        &store,
-        &PruneOptions {
-            dry_run: true,
-            ..PruneOptions::default()
-        },
-    )
-    .unwrap();
+    let dry = dry_prune(&store);
     // Four small files stored whole are freed; the chain is still needed by the newest.
     assert!(dry.freed.files >= 4, "{dry:?}");
     let stored = |f: &Fixture| files_under(&f.root.join("objects")) + files_under(&f.root.join("versions"));
@@ -159,14 +164,7 @@ fn the_first_prune_upgrades_a_version_1_store() {
     crate::store::write_config(&f.root, &v1).unwrap();
     let store = Store::open(&f.root).unwrap();
     assert_eq!(store.config().format, crate::format::FormatVersion::V1);
-    let dry = prune(
-        &store,
-        &PruneOptions {
-            dry_run: true,
-            ..PruneOptions::default()
-        },
-    )
-    .unwrap();
+    let dry = dry_prune(&store);
     assert!(!dry.upgraded);
     assert_eq!(
         Store::open(&f.root).unwrap().config().format,

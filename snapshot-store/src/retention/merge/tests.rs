@@ -10,7 +10,7 @@ use proptest::prelude::*;
 
 use crate::failpoint::{Action, Point, arm, disarm};
 use crate::format::policy::{Percent, Policy};
-use crate::format::retention::{KeepRules, Retention};
+use crate::format::retention::Retention;
 use crate::format::snapshot::SnapshotId;
 use crate::format::version::VersionKind;
 use crate::read::reader::FileReader;
@@ -87,15 +87,7 @@ impl Store2 {
     }
 
     fn keep_last(&self, n: u32) {
-        let opts = ForgetOptions {
-            rules: Some(KeepRules {
-                last: Some(n),
-                ..KeepRules::default()
-            }),
-            wait_for_lock: true,
-            ..ForgetOptions::default()
-        };
-        forget(&self.store(), &opts, &TimeZone::UTC).unwrap();
+        crate::retention::tests::keep_last(&self.root, n);
     }
 
     fn forget(&self, ids: Vec<SnapshotId>) {
@@ -196,14 +188,7 @@ fn the_dry_run_estimate_is_what_the_merge_frees() {
         s.write(&data);
     }
     s.keep_last(2);
-    let dry = prune(
-        &s.store(),
-        &PruneOptions {
-            dry_run: true,
-            ..PruneOptions::default()
-        },
-    )
-    .unwrap();
+    let dry = crate::retention::tests::dry_prune(&s.store());
     assert_eq!(dry.merges.merged.len(), 1);
     assert!(dry.freed.files > 0);
     // The dry run changed nothing.

@@ -695,9 +695,9 @@ class Bench:
                     if r == 0 and key == "ls -l":
                         lines = run(["ls", "-l", mnt]).stdout.splitlines()
                         res["backup-fs ls -l lines"] = len(lines)
-                        if len(lines) != len(ids) + 2:  # "total" line and latest
+                        if len(lines) != len(ids) + 3:  # "total" line, latest and versions
                             self.notes.append(f"ls -l of the backup-fs root printed {len(lines)} lines for "
-                                              f"{len(ids)} snapshots (+ total + latest expected)")
+                                              f"{len(ids)} snapshots (+ total, latest, versions expected)")
                 finally:
                     m.stop()
                 drop_caches()
@@ -887,7 +887,7 @@ def report(res: dict) -> str:
     if "listing" in res:
         L = res["listing"]
         med = L["median_ms"]
-        lrows = [[f"backup-fs mount root ({L['snapshots']} snapshots + latest)"] + [
+        lrows = [[f"backup-fs mount root ({L['snapshots']} snapshots + latest + versions)"] + [
             f0(med["backup-fs"][k], 2) for k in ("ls -l cold", "ls -l warm", "ls cold", "ls warm")],
             [f"plain directory ({L['snapshots']} empty subdirectories)"] + [
             f0(med["plain"][k], 2) for k in ("ls -l cold", "ls -l warm", "ls cold", "ls warm")]]

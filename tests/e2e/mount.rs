@@ -152,7 +152,7 @@ fn every_file_of_every_snapshot_reads_back_through_the_mount() {
     let mnt = env.path("mnt");
     let mut mount = Mount::start(&env, &mnt);
 
-    // The root: one directory per snapshot, sorted, and `latest`.
+    // The root: one directory per snapshot, sorted, `latest` and `versions`.
     let mut names: Vec<String> = fs::read_dir(&mnt)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -160,6 +160,7 @@ fn every_file_of_every_snapshot_reads_back_through_the_mount() {
     names.sort();
     let mut expected: Vec<String> = taken.iter().map(|(id, _, _)| id.clone()).collect();
     expected.push("latest".into());
+    expected.push("versions".into());
     expected.sort();
     assert_eq!(names, expected);
     assert_eq!(
@@ -598,7 +599,7 @@ fn a_mount_reads_on_while_writes_prune_beneath_it() {
                         Ok(rd) => rd.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect(),
                         Err(e) => panic!("reader {r}: listing the mount failed: {e}"),
                     };
-                    ids.retain(|n| n != "latest");
+                    ids.retain(|n| n != "latest" && n != "versions");
                     for id in ids {
                         let out = std::process::Command::new("cat")
                             .arg(mnt.join(&id).join("big.img"))
@@ -646,7 +647,7 @@ fn a_mount_reads_on_while_writes_prune_beneath_it() {
     let mut listed: Vec<String> = fs::read_dir(&mnt)
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n != "latest")
+        .filter(|n| n != "latest" && n != "versions")
         .collect();
     listed.sort();
     assert_eq!(listed, kept);

@@ -53,7 +53,7 @@ impl View {
             size: 0,
             blocks: 0,
             perm: 0o555,
-            nlink: 2 + ids.len() as u32,
+            nlink: 3 + ids.len() as u32,
             uid: self.uid,
             gid: self.gid,
             mtime_ns: ids.last().map_or(0, SnapshotId::time_ns),

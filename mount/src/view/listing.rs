@@ -7,7 +7,7 @@ use snapshot_store::{EntryKind, Snapshot, SnapshotId};
 
 use super::attr::Attr;
 use super::inode::{Node, node_of};
-use super::{LATEST, View};
+use super::{LATEST, VERSIONS, View};
 use crate::error::{ViewError, ViewResult};
 
 /// One entry of a directory listing.
@@ -26,6 +26,8 @@ pub struct DirEntry {
 pub enum DirListing {
     /// The root: the snapshot ids when it was opened (offsets stay stable while new ones appear).
     Root(Arc<Vec<SnapshotId>>),
+    /// A directory of the versions tree: its entries when it was opened.
+    Versions(Arc<Vec<(Vec<u8>, Attr)>>),
     /// A directory of a snapshot (immutable).
     Snapshot {
         /// Snapshot number.
@@ -62,6 +64,7 @@ impl View {
         match node_of(ino).ok_or(ViewError::NoSuchInode(ino))? {
             Node::Root => Ok(DirListing::Root(self.snapshots()?)),
             Node::Latest => Err(ViewError::NotADirectory("latest".into())),
+            Node::Versions { node } => Ok(DirListing::Versions(Arc::new(self.list_versions(node)?))),
             Node::Entry { snap, index } => {
                 let (id, s) = self.snapshot(snap)?;
                 match s.entry(index) {
@@ -84,6 +87,7 @@ impl View {
     ) -> ViewResult<()> {
         match dir {
             DirListing::Root(ids) => self.list_root(ids, offset, &mut add),
+            DirListing::Versions(entries) => page(offset, entries.len(), &mut add, |i| Ok(entries.get(i).cloned())),
             DirListing::Snapshot { snap, index } => {
                 let (id, s) = self.snapshot(*snap)?;
                 let me = self.entry_attr(*snap, &id, &s, *index)?;
@@ -110,8 +114,8 @@ impl View {
         }
     }
 
-    /// Lists the root: `.`, `..`, `latest` (when there is a snapshot) and one directory per
-    /// snapshot in `ids`.
+    /// Lists the root: `.`, `..`, `latest` (when there is a snapshot), `versions` and one
+    /// directory per snapshot in `ids`.
     fn list_root(&self, ids: &[SnapshotId], offset: u64, add: &mut impl FnMut(DirEntry) -> bool) -> ViewResult<()> {
         let root = self.root_attr()?;
         let latest = if ids.is_empty() { None } else { self.latest_attr()? };
@@ -119,6 +123,7 @@ impl View {
             Some((b".".to_vec(), root)),
             Some((b"..".to_vec(), root)),
             latest.map(|a| (LATEST.to_vec(), a)),
+            Some((VERSIONS.to_vec(), self.versions_attr(0)?)),
         ]
         .into_iter()
         .flatten()

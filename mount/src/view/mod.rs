@@ -3,6 +3,7 @@
 //! ```text
 //! /                         ROOT_INO
 //!   latest -> <newest id>   LATEST_INO, a symbolic link
+//!   versions/               every distinct version of each file, side by side (`versions`)
 //!   <snapshot id>/          the snapshot's tree, one directory per snapshot
 //! ```
 //!
@@ -16,7 +17,9 @@
 mod attr;
 mod inode;
 mod listing;
+pub mod names;
 mod open;
+mod versions;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -28,10 +31,11 @@ use snapshot_store::{Entry, EntryKind, FileReader, Snapshot, SnapshotId, Store};
 
 use attr::LinkGroups;
 pub use attr::{Attr, Kind};
-pub use inode::{LATEST_INO, ROOT_INO};
+pub use inode::{LATEST_INO, ROOT_INO, VERSIONS_INO};
 use inode::{Node, node_of};
 pub use listing::{DirEntry, DirListing};
 pub use open::OpenFile;
+pub use versions::{VERSIONS, version_name};
 
 use crate::error::{ViewError, ViewResult};
 
@@ -71,6 +75,7 @@ pub struct View {
     store: Store,
     table: RwLock<SnapshotTable>,
     links: Mutex<HashMap<u32, Arc<LinkGroups>>>,
+    versions: Mutex<versions::Tree>,
     uid: u32,
     gid: u32,
     serve_xattrs: bool,
@@ -90,6 +95,7 @@ impl View {
             store,
             table: RwLock::new(SnapshotTable::default()),
             links: Mutex::new(HashMap::new()),
+            versions: Mutex::new(versions::Tree::default()),
             uid,
             gid,
             serve_xattrs,
@@ -184,6 +190,7 @@ impl View {
         match node_of(ino).ok_or(ViewError::NoSuchInode(ino))? {
             Node::Root => self.root_attr(),
             Node::Latest => self.latest_attr()?.ok_or(ViewError::NoSuchInode(ino)),
+            Node::Versions { node } => self.versions_attr(node),
             Node::Entry { snap, index } => {
                 let (id, s) = self.snapshot(snap)?;
                 self.entry_attr(snap, &id, &s, index)
@@ -196,6 +203,7 @@ impl View {
         match node_of(parent).ok_or(ViewError::NoSuchInode(parent))? {
             Node::Root => self.lookup_in_root(name),
             Node::Latest => Err(ViewError::NotADirectory("latest".into())),
+            Node::Versions { node } => self.lookup_version(node, name),
             Node::Entry { snap, index } => {
                 let (id, s) = self.snapshot(snap)?;
                 let e = s.entry(index).ok_or(ViewError::NoSuchInode(parent))?;
@@ -210,10 +218,27 @@ impl View {
         }
     }
 
+    /// [`View::lookup`], then, when `name` is not found as sent, in the other Unicode
+    /// normalization (macOS sends decomposed names; sources usually hold composed ones).
+    pub fn lookup_any_form(&self, parent: u64, name: &[u8]) -> ViewResult<Option<Attr>> {
+        if let Some(a) = self.lookup(parent, name)? {
+            return Ok(Some(a));
+        }
+        for other in names::other_normalizations(name) {
+            if let Some(a) = self.lookup(parent, &other)? {
+                return Ok(Some(a));
+            }
+        }
+        Ok(None)
+    }
+
     /// `latest` or a snapshot directory of the root (perhaps written a moment ago).
     fn lookup_in_root(&self, name: &[u8]) -> ViewResult<Option<Attr>> {
         if name == LATEST {
             return self.latest_attr();
+        }
+        if name == VERSIONS {
+            return self.versions_attr(0).map(Some);
         }
         let Some(id) = std::str::from_utf8(name).ok().and_then(SnapshotId::parse) else {
             return Ok(None);
@@ -234,6 +259,7 @@ impl View {
                 .map(|id| id.as_str().as_bytes().to_vec())
                 .ok_or(ViewError::NoSuchInode(ino)),
             Node::Root => Err(ViewError::NotASymlink("/".into())),
+            Node::Versions { node } => Err(ViewError::NotASymlink(self.describe_versions(node))),
             Node::Entry { .. } => {
                 let (id, s, index) = self.entry(ino)?;
                 match s.entry(index) {
@@ -250,11 +276,11 @@ impl View {
 
     /// Opens regular file `ino` for reading.
     pub fn open(&self, ino: u64) -> ViewResult<FileReader> {
-        if node_of(ino) == Some(Node::Root) {
-            return Err(ViewError::IsADirectory("/".into()));
-        }
-        if node_of(ino) == Some(Node::Latest) {
-            return Err(ViewError::NotAFile("latest".into()));
+        match node_of(ino) {
+            Some(Node::Root) => return Err(ViewError::IsADirectory("/".into())),
+            Some(Node::Latest) => return Err(ViewError::NotAFile("latest".into())),
+            Some(Node::Versions { node }) => return Err(ViewError::IsADirectory(self.describe_versions(node))),
+            _ => {}
         }
         let (id, s, index) = self.entry(ino)?;
         let e = s.entry(index).ok_or(ViewError::NoSuchInode(ino))?;
@@ -270,6 +296,7 @@ impl View {
         match node_of(ino) {
             Some(Node::Root) => "/".into(),
             Some(Node::Latest) => "latest".into(),
+            Some(Node::Versions { node }) => self.describe_versions(node),
             Some(Node::Entry { .. }) => match self.entry(ino) {
                 Ok((id, s, index)) => listing::describe(&id, &s, index),
                 Err(_) => format!("inode {ino}"),

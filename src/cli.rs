@@ -38,6 +38,36 @@ pub struct MountArgs {
     pub xattrs: XattrsArg,
 }
 
+/// Arguments of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Serve WebDAV on ADDR, e.g. 127.0.0.1:8080 (port 0 picks a free one). Addresses other than
+    /// loopback also need --listen-any, a password and TLS.
+    #[arg(long, value_name = "ADDR")]
+    pub webdav: std::net::SocketAddr,
+    /// Allow an address other than loopback.
+    #[arg(long)]
+    pub listen_any: bool,
+    /// The user name clients log in with when a password is set.
+    #[arg(long, value_name = "NAME", default_value = "backup-fs")]
+    pub user: String,
+    /// Require this password (the file's first line); or set BACKUP_FS_WEBDAV_PASSWORD.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Memory for decoded data shared by all readers.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, default_value = "256MiB")]
+    pub cache_size: u64,
+    /// Threads serving connections (reads run on threads of their own).
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub threads: usize,
+}
+
 /// When `mount` serves extended attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum XattrsArg {
@@ -158,6 +188,9 @@ pub enum Command {
     },
     /// Show every snapshot as a read-only directory at MOUNTPOINT until Ctrl-C (or unmount).
     Mount(MountArgs),
+    /// Serve every snapshot read-only over WebDAV (Explorer, Finder, rclone, browsers) until
+    /// Ctrl-C.
+    Serve(ServeArgs),
     /// Record changed ranges under SOURCE (fanotify, Linux 6.14+, root) until Ctrl-C or SIGTERM, so
     /// that change-tracked writes of a filesystem without reflink read only what changed.
     Track {

@@ -9,15 +9,14 @@ pub mod mount;
 mod policy;
 mod prune;
 mod restore;
+mod serve;
 mod track;
 mod verify;
 mod write;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-#[cfg(unix)]
 use std::sync::Arc;
-#[cfg(unix)]
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result, anyhow};
@@ -85,20 +84,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Verify { read_data, json } => verify::run(&open_reader(store_dir)?, read_data, json),
         Command::Track { source } => track::run(&open(store_dir)?, &source),
         Command::Mount(args) => mount::run(&store_path(store_dir)?, &args),
+        Command::Serve(args) => serve::run(&store_path(store_dir)?, &args),
     }
 }
 
-/// A flag set by SIGINT, SIGTERM or SIGHUP, for commands that run until told to stop.
-#[cfg(unix)]
+/// A flag set by SIGINT, SIGTERM or SIGHUP (Ctrl-C on Windows), for commands that run until
+/// told to stop.
 fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
-    for sig in [
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))?;
-    }
+    signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&stop))?;
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&stop))?;
+    #[cfg(unix)]
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&stop))?;
     Ok(stop)
 }
 

@@ -8,3 +8,4 @@ mod retention;
 mod tracking;
 mod tree;
 mod util;
+mod webdav;

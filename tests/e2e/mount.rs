@@ -663,3 +663,60 @@ fn a_mount_reads_on_while_writes_prune_beneath_it() {
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["condemned"].as_array().unwrap().len(), 0, "{v}");
 }
+
+/// `versions/` through the kernel: one file per run of identical content, named after the
+/// run's first snapshot, the same inode as that snapshot's file; directories are the union of
+/// every snapshot's; inode numbers stay put across lookups (Finder relies on it).
+#[test]
+fn the_versions_tree_shows_each_distinct_version_once() {
+    if !fuse_available() {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new(&[]);
+    let src = env.path("src");
+    fs::create_dir_all(src.join("mail")).unwrap();
+    let mut ids = Vec::new();
+    for (day, content) in ["A", "A", "B", "A"].iter().enumerate() {
+        fs::write(src.join("mail/inbox.mbox"), content).unwrap();
+        if day == 1 {
+            fs::create_dir(src.join("only-once")).unwrap();
+        }
+        if day == 2 {
+            fs::remove_dir(src.join("only-once")).unwrap();
+        }
+        let time = format!("2031-01-0{}T07:15:00Z", day + 1);
+        ids.push(
+            env.write(&src, &["--time", &time])["snapshot"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let mnt = env.path("mnt");
+    let _mount = Mount::start(&env, &mnt);
+    let dir = mnt.join("versions/mail/inbox.mbox");
+    let mut names: Vec<String> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let want: Vec<String> = [0, 2, 3].iter().map(|&d| format!("inbox.{}.mbox", ids[d])).collect();
+    assert_eq!(names, want);
+    assert_eq!(want[0], "inbox.2031-01-01T07-15-00Z.mbox");
+    for (&d, name) in [0usize, 2, 3].iter().zip(&want) {
+        let v = fs::metadata(dir.join(name)).unwrap();
+        let own = fs::metadata(mnt.join(&ids[d]).join("mail/inbox.mbox")).unwrap();
+        assert_eq!(v.ino(), own.ino(), "{name} is snapshot {}'s file", ids[d]);
+        assert_eq!(
+            fs::read(dir.join(name)).unwrap(),
+            fs::read(mnt.join(&ids[d]).join("mail/inbox.mbox")).unwrap()
+        );
+    }
+    assert!(mnt.join("versions/only-once").is_dir(), "directories of every snapshot");
+    let ino = fs::metadata(&dir).unwrap().ino();
+    for _ in 0..3 {
+        assert_eq!(fs::metadata(mnt.join("versions/mail/inbox.mbox")).unwrap().ino(), ino);
+    }
+    assert!(fs::write(dir.join("new"), "x").is_err(), "read-only");
+}

@@ -86,30 +86,12 @@ pub struct Mounted {
     watch: Option<std::thread::JoinHandle<()>>,
 }
 
-/// How often a mount checks whether a prune ran.
-const PRUNE_POLL: Duration = Duration::from_millis(500);
-
-/// Follows prunes every [`PRUNE_POLL`]: the view drops what it cached of changed records (so
-/// that the prune may delete what it condemned), and the kernel forgets the names of forgotten
-/// snapshots.
+/// Follows prunes: the view drops what it cached of changed records (so that the prune may
+/// delete what it condemned), and the kernel forgets the names of forgotten snapshots.
 fn watch_prunes(view: Arc<View>, notifier: fuser::Notifier, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut told = false;
-        while !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(PRUNE_POLL);
-            match view.after_prune() {
-                Ok(gone) => {
-                    for id in gone {
-                        let _ = notifier
-                            .inval_entry(fuser::INodeNo(crate::view::ROOT_INO), std::ffi::OsStr::new(id.as_str()));
-                    }
-                }
-                Err(e) if !told => {
-                    told = true;
-                    eprintln!("backup-fs mount: cannot follow prunes of the store: {e}");
-                }
-                Err(_) => {}
-            }
+    crate::view::follow_prunes(view, "backup-fs mount", stop, move |gone| {
+        for id in gone {
+            let _ = notifier.inval_entry(fuser::INodeNo(crate::view::ROOT_INO), std::ffi::OsStr::new(id.as_str()));
         }
     })
 }

@@ -39,6 +39,8 @@ pub struct Attr {
     pub rdev: u64,
     /// True for nodes that never change (everything inside a snapshot).
     pub immutable: bool,
+    /// A regular file's content id (blake3 of its bytes): equal ids, equal bytes.
+    pub content: Option<snapshot_store::VersionId>,
 }
 
 /// Hard-link groups of one snapshot: group → (first entry, number of entries).
@@ -59,6 +61,7 @@ impl View {
             mtime_ns: ids.last().map_or(0, SnapshotId::time_ns),
             rdev: 0,
             immutable: false,
+            content: None,
         })
     }
 
@@ -76,6 +79,7 @@ impl View {
             mtime_ns: id.time_ns(),
             rdev: 0,
             immutable: false,
+            content: None,
         }))
     }
 
@@ -92,6 +96,7 @@ impl View {
             mtime_ns: id.time_ns(),
             rdev: 0,
             immutable: true,
+            content: None,
         }
     }
 
@@ -121,6 +126,7 @@ impl View {
             mtime_ns: e.meta.mtime_ns,
             rdev: e.meta.rdev,
             immutable: true,
+            content: e.content.map(|c| c.version),
         })
     }
 

@@ -34,7 +34,7 @@ pub use attr::{Attr, Kind};
 pub use inode::{LATEST_INO, ROOT_INO, VERSIONS_INO};
 use inode::{Node, node_of};
 pub use listing::{DirEntry, DirListing};
-pub use open::OpenFile;
+pub use open::{OpenFile, PRUNE_POLL, follow_prunes};
 pub use versions::{VERSIONS, version_name};
 
 use crate::error::{ViewError, ViewResult};

@@ -4,9 +4,12 @@
 //! retries; a file of a snapshot that was forgotten meanwhile is stale. Neither is damage.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use parking_lot::RwLock;
-use snapshot_store::FileReader;
+use snapshot_store::{FileReader, SnapshotId};
 
 use super::View;
 use crate::error::{ViewError, ViewResult};
@@ -79,6 +82,36 @@ impl View {
             .cloned()
             .collect())
     }
+}
+
+/// How often a long-running front end catches up with prunes.
+pub const PRUNE_POLL: Duration = Duration::from_millis(500);
+
+/// Follows prunes of `view`'s store on a thread of its own until `stop` is set: catches up
+/// every [`PRUNE_POLL`] ([`View::after_prune`]) and hands the snapshots that left to `gone`, so
+/// that the front end drops what it holds of them. The first failure is reported once on
+/// stderr as `who: ...`.
+pub fn follow_prunes(
+    view: Arc<View>,
+    who: &'static str,
+    stop: Arc<AtomicBool>,
+    mut gone: impl FnMut(Vec<SnapshotId>) + Send + 'static,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut told = false;
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(PRUNE_POLL);
+            match view.after_prune() {
+                Ok(left) if !left.is_empty() => gone(left),
+                Ok(_) => {}
+                Err(e) if !told => {
+                    told = true;
+                    eprintln!("{who}: cannot follow prunes of the store: {e}");
+                }
+                Err(_) => {}
+            }
+        }
+    })
 }
 
 #[cfg(test)]

@@ -233,6 +233,7 @@ impl View {
             mtime_ns: newest,
             rdev: 0,
             immutable: false,
+            content: None,
         })
     }
 
@@ -258,6 +259,7 @@ impl View {
             mtime_ns: n.seen_ns,
             rdev: 0,
             immutable: false,
+            content: None,
         })
     }
 

@@ -36,6 +36,12 @@ pub struct MountArgs {
     /// without them lists faster: `ls -l` asks every file for one), `on`, or `off`.
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = XattrsArg::Auto)]
     pub xattrs: XattrsArg,
+    /// macOS: macFUSE's `noappledouble` (no `._name` lookups; hides backed-up `._*` files).
+    #[arg(long)]
+    pub noappledouble: bool,
+    /// macOS: macFUSE's `noapplexattr` (hides `com.apple.*` attributes).
+    #[arg(long)]
+    pub noapplexattr: bool,
 }
 
 /// Arguments of `serve`.

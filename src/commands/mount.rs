@@ -16,6 +16,9 @@ pub fn run(store_dir: &Path, args: &MountArgs) -> Result<ExitCode> {
     use crate::cli::XattrsArg;
 
     let mountpoint = &args.mountpoint;
+    if !cfg!(target_os = "macos") && (args.noappledouble || args.noapplexattr) {
+        anyhow::bail!("--noappledouble and --noapplexattr are macFUSE options: macOS only");
+    }
     let store = Store::open_with(
         store_dir,
         StoreOptions {
@@ -32,6 +35,8 @@ pub fn run(store_dir: &Path, args: &MountArgs) -> Result<ExitCode> {
             XattrsArg::On => XattrPolicy::On,
             XattrsArg::Off => XattrPolicy::Off,
         },
+        no_apple_double: args.noappledouble,
+        no_apple_xattr: args.noapplexattr,
         ..MountOptions::default()
     };
     let mounted = match mount::mount(store, mountpoint, &opts) {

@@ -5,6 +5,7 @@ mod cli;
 mod faults;
 mod mount;
 mod retention;
+mod samba;
 mod tracking;
 mod tree;
 mod util;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::util::*;
 
 /// True when FUSE mounts can be tested here (see [`have`]).
-fn fuse_available() -> bool {
+pub(crate) fn fuse_available() -> bool {
     have(&[Need::Fuse])
 }
 
@@ -43,7 +43,7 @@ fn is_mounted(path: &Path) -> bool {
 }
 
 /// A running `backup-fs mount`, unmounted when dropped (by SIGTERM, then by force).
-struct Mount {
+pub(crate) struct Mount {
     child: Option<Child>,
     path: PathBuf,
 }
@@ -53,7 +53,7 @@ impl Mount {
         Mount::start_with(env, path, &[])
     }
 
-    fn start_with(env: &Env, path: &Path, extra: &[&str]) -> Mount {
+    pub(crate) fn start_with(env: &Env, path: &Path, extra: &[&str]) -> Mount {
         fs::create_dir_all(path).unwrap();
         let mut args = vec!["mount", path.to_str().unwrap()];
         args.extend_from_slice(extra);

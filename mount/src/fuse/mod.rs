@@ -33,6 +33,12 @@ const IMMUTABLE_TTL: Duration = Duration::from_secs(24 * 3600);
 const LIVE_TTL: Duration = Duration::from_secs(1);
 /// Largest read reply (the kernel sends at most 1 MiB).
 const MAX_READ: u32 = 4 << 20;
+/// `st_blksize` and the statfs block size: macOS (Finder, `cp`) sizes its reads by it, so a
+/// large one means fewer, larger requests there; Linux readahead does not look at it.
+#[cfg(target_os = "macos")]
+const BLOCK_SIZE: u32 = 1 << 20;
+#[cfg(not(target_os = "macos"))]
+const BLOCK_SIZE: u32 = 4096;
 
 /// A read-only FUSE filesystem over a [`View`].
 pub struct BackupFs {
@@ -51,7 +57,7 @@ impl BackupFs {
             files: RwLock::new(HashMap::new()),
             dirs: RwLock::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
-            block_size: 4096,
+            block_size: BLOCK_SIZE,
         }
     }
 
@@ -140,7 +146,12 @@ impl Filesystem for BackupFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.view.lookup(parent.0, name.as_bytes()) {
+        // macOS sends decomposed (NFD) names; Linux sources usually hold composed ones.
+        #[cfg(target_os = "macos")]
+        let found = self.view.lookup_any_form(parent.0, name.as_bytes());
+        #[cfg(not(target_os = "macos"))]
+        let found = self.view.lookup(parent.0, name.as_bytes());
+        match found {
             Ok(Some(a)) => reply.entry(&ttl(&a), &self.attr(&a), Generation(0)),
             Ok(None) => match self.view.getattr(parent.0) {
                 // Inside a snapshot a missing name stays missing: let the kernel remember it.
@@ -303,13 +314,13 @@ impl Filesystem for BackupFs {
             Ok(s) => (s.f_blocks * s.f_frsize / u64::from(self.block_size), s.f_files),
             Err(_) => (0, 0),
         };
+        let (blocks, files) = statfs_counts(blocks, files);
         reply.statfs(blocks, 0, 0, files, 0, self.block_size, 255, self.block_size);
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         if !self.view.serves_xattrs() {
-            // The kernel remembers this and answers every later request itself.
-            return reply.error(Errno::ENOSYS);
+            return reply.error(no_xattrs());
         }
         match self.view.xattrs(ino.0) {
             Ok(attrs) => match attrs.iter().find(|(k, _)| k.as_slice() == name.as_bytes()) {
@@ -324,6 +335,12 @@ impl Filesystem for BackupFs {
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         if !self.view.serves_xattrs() {
+            // Linux: the kernel remembers ENOSYS and answers every later request itself.
+            // macOS: ENOSYS would make it look for an AppleDouble `._name` file instead, one
+            // lookup per file; an empty list is the answer.
+            #[cfg(target_os = "macos")]
+            return if size == 0 { reply.size(0) } else { reply.data(&[]) };
+            #[cfg(not(target_os = "macos"))]
             return reply.error(Errno::ENOSYS);
         }
         match self.view.xattrs(ino.0) {
@@ -435,6 +452,25 @@ impl Filesystem for BackupFs {
 
     fn fallocate(&self, _r: &Request, _i: INodeNo, _fh: FileHandle, _o: u64, _l: u64, _m: i32, reply: ReplyEmpty) {
         reply.error(Errno::EROFS);
+    }
+}
+
+/// The answer to extended-attribute requests of a mount without them (see `listxattr`).
+fn no_xattrs() -> Errno {
+    if cfg!(target_os = "macos") {
+        Errno::NO_XATTR
+    } else {
+        Errno::ENOSYS
+    }
+}
+
+/// statfs block and file counts as macOS can take them: its `statfs` has 32-bit counts for
+/// old callers, and Finder shows nothing for a volume whose counts overflow them.
+fn statfs_counts(blocks: u64, files: u64) -> (u64, u64) {
+    if cfg!(target_os = "macos") {
+        (blocks.min(u64::from(u32::MAX)), files.min(u64::from(u32::MAX)))
+    } else {
+        (blocks, files)
     }
 }
 

@@ -28,6 +28,11 @@ pub struct MountOptions {
     pub readahead_kb: Option<u32>,
     /// Whether to serve extended attributes.
     pub xattrs: XattrPolicy,
+    /// macOS: tell macFUSE not to look for AppleDouble `._name` files (which also hides the
+    /// backed-up ones).
+    pub no_apple_double: bool,
+    /// macOS: tell macFUSE to hide Apple's own extended attributes (`com.apple.*`).
+    pub no_apple_xattr: bool,
 }
 
 impl Default for MountOptions {
@@ -37,6 +42,8 @@ impl Default for MountOptions {
             allow_other: false,
             readahead_kb: Some(4096),
             xattrs: XattrPolicy::Auto,
+            no_apple_double: false,
+            no_apple_xattr: false,
         }
     }
 }
@@ -119,6 +126,7 @@ pub fn mount(store: Store, mountpoint: &Path, opts: &MountOptions) -> Result<Mou
         MountOption::NoDev,
         MountOption::NoSuid,
     ];
+    cfg.mount_options.extend(macos_options(&view, opts));
     cfg.acl = if opts.allow_other {
         SessionACL::All
     } else {
@@ -192,6 +200,28 @@ impl Mounted {
             let _ = w.join();
         }
     }
+}
+
+/// macFUSE's options: the volume's name in Finder (from the store's directory name), and the
+/// opt-in AppleDouble switches. None elsewhere.
+fn macos_options(view: &View, opts: &MountOptions) -> Vec<MountOption> {
+    if !cfg!(target_os = "macos") {
+        return Vec::new();
+    }
+    let root = view.store().root();
+    let name = root.file_name().map_or("store".into(), |n| n.to_string_lossy());
+    // Commas separate mount options.
+    let mut out = vec![MountOption::CUSTOM(format!(
+        "volname=backup-fs {}",
+        name.replace(',', "_")
+    ))];
+    if opts.no_apple_double {
+        out.push(MountOption::CUSTOM("noappledouble".into()));
+    }
+    if opts.no_apple_xattr {
+        out.push(MountOption::CUSTOM("noapplexattr".into()));
+    }
+    out
 }
 
 fn unmount_path(path: &Path) -> io::Result<()> {

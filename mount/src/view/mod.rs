@@ -392,6 +392,33 @@ mod tests {
         assert_eq!(&buf[..n], b"content");
     }
 
+    /// Finder froze over restic's FUSE-T mount because every lookup gave a new node id (restic
+    /// #4825): a name must keep its inode for the life of a mount, whatever happens meanwhile.
+    #[test]
+    fn a_name_keeps_its_inode_across_lookups_and_new_snapshots() {
+        let (dir, view, snap) = view();
+        let first = child(&view, snap, "file");
+        let sub = child(&view, snap, "sub");
+        let versions = view.lookup(ROOT_INO, VERSIONS).unwrap().unwrap().ino;
+        let file_versions = view.lookup(versions, b"file").unwrap().unwrap().ino;
+        let src = dir.path().join("src");
+        std::fs::write(src.join("file"), b"changed").unwrap();
+        let opts = WriteOptions {
+            time_ns: Some(1_900_000_000_000_000_000),
+            ..WriteOptions::default()
+        };
+        write_snapshot(view.store(), &src, &opts, None, &WriteProgress::default()).unwrap();
+        view.refresh().unwrap();
+        for _ in 0..3 {
+            assert_eq!(child(&view, snap, "file"), first);
+            assert_eq!(child(&view, snap, "sub"), sub);
+            assert_eq!(view.lookup(ROOT_INO, VERSIONS).unwrap().unwrap().ino, versions);
+            assert_eq!(view.lookup(versions, b"file").unwrap().unwrap().ino, file_versions);
+            assert_eq!(view.getattr(first).unwrap().ino, first);
+        }
+        assert_eq!(view.snapshots().unwrap().len(), 2);
+    }
+
     #[test]
     fn a_reader_finds_the_data_and_holes_of_a_sparse_file() {
         let (_dir, view, snap) = view();

@@ -5,11 +5,12 @@
 //! filesystem API; its errors are [`ViewError`]s, each of a neutral [`ErrorClass`]. A front end
 //! is a thin adapter over the view with one table from class to its own error codes: [`fuse`]
 //! adapts it to FUSE through fuser (Linux, macOS with macFUSE) with an errno table; [`webdav`]
-//! serves it over HTTP (every platform) with a table of HTTP statuses. Another front end
-//! (Dokan on Windows) is one more adapter over the same view. This crate does not know how
+//! serves it over HTTP (every platform) with a table of HTTP statuses; [`dokan`] adapts it to
+//! Dokan (Windows) with a table of NTSTATUS values. This crate does not know how
 //! deltas are encoded: it only opens versions and reads them at offsets.
 #![warn(missing_docs)]
 
+pub mod dokan;
 mod error;
 pub mod view;
 pub mod webdav;

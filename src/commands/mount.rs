@@ -58,7 +58,46 @@ pub fn run(store_dir: &Path, args: &MountArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "freebsd")))]
+#[cfg(windows)]
+pub fn run(store_dir: &Path, args: &MountArgs) -> Result<ExitCode> {
+    use anyhow::Context;
+    use mount::dokan::DokanError;
+    use snapshot_store::{Store, StoreOptions};
+
+    if args.noappledouble || args.noapplexattr || args.allow_other {
+        anyhow::bail!("--noappledouble, --noapplexattr and --allow-other are FUSE options (Linux, macOS)");
+    }
+    let store = Store::open_with(
+        store_dir,
+        StoreOptions {
+            cache_bytes: usize::try_from(args.cache_size).unwrap_or(usize::MAX),
+        },
+    )
+    .with_context(|| format!("cannot open store {}", store_dir.display()))?;
+    let snapshots = store.snapshot_ids()?.len();
+    let at = args.mountpoint.display().to_string();
+    let stop = super::stop_on_signals()?;
+    let shown = at.clone();
+    let result = mount::dokan::mount_and_wait(store, &at, stop, || {
+        eprintln!(
+            "mounted {snapshots} snapshots of {} at {shown} (read-only); press Ctrl-C to unmount",
+            store_dir.display()
+        );
+    });
+    match result {
+        Ok(()) => {
+            eprintln!("unmounted {at}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ DokanError::Driver(_)) => {
+            eprintln!("backup-fs: error: {e}");
+            Ok(ExitCode::from(crate::EXIT_UNAVAILABLE))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "freebsd", windows)))]
 pub fn run(_store_dir: &Path, _args: &MountArgs) -> Result<ExitCode> {
-    anyhow::bail!("mount is not supported on this platform yet (Windows support through Dokan is planned)")
+    anyhow::bail!("mount is not supported on this platform (use serve --webdav)")
 }

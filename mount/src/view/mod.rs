@@ -15,6 +15,7 @@
 //! [`ViewError`] with a neutral [`ErrorClass`](crate::ErrorClass) that front ends map once.
 
 mod attr;
+pub mod flat;
 mod inode;
 mod listing;
 pub mod names;

@@ -13,6 +13,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "BACKUP_FS_STORE", value_name = "DIR")]
     pub store: Option<PathBuf>,
 
+    /// Where to keep data that can be rebuilt from the store (the versions index of mounts and
+    /// servers); default: $XDG_CACHE_HOME/backup-fs (~/.cache/backup-fs; on Windows
+    /// %LOCALAPPDATA%\backup-fs). Safe to delete at any time.
+    #[arg(long, global = true, env = "BACKUP_FS_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }

@@ -27,6 +27,7 @@ use crate::cli::{Cli, Command};
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
     let store_dir = cli.store;
+    let cache_dir = cli.cache_dir.or_else(default_cache_dir);
     match cli.command {
         Command::Init {
             policy,
@@ -83,8 +84,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Verify { read_data, json } => verify::run(&open_reader(store_dir)?, read_data, json),
         Command::Track { source } => track::run(&open(store_dir)?, &source),
-        Command::Mount(args) => mount::run(&store_path(store_dir)?, &args),
-        Command::Serve(args) => serve::run(&store_path(store_dir)?, &args),
+        Command::Mount(args) => mount::run(&store_path(store_dir)?, &args, cache_dir.as_deref()),
+        Command::Serve(args) => serve::run(&store_path(store_dir)?, &args, cache_dir.as_deref()),
     }
 }
 
@@ -97,6 +98,19 @@ fn stop_on_signals() -> std::io::Result<Arc<AtomicBool>> {
     #[cfg(unix)]
     signal_hook::flag::register(signal_hook::consts::SIGHUP, Arc::clone(&stop))?;
     Ok(stop)
+}
+
+/// The platform's cache directory for backup-fs, if the environment names one.
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = if cfg!(windows) {
+        std::env::var_os("LOCALAPPDATA").map(PathBuf::from)
+    } else {
+        std::env::var_os("XDG_CACHE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+    };
+    base.map(|b| b.join("backup-fs"))
 }
 
 fn store_path(dir: Option<PathBuf>) -> Result<PathBuf> {

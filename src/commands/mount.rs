@@ -8,7 +8,7 @@ use anyhow::Result;
 use crate::cli::MountArgs;
 
 #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
-pub fn run(store_dir: &Path, args: &MountArgs) -> Result<ExitCode> {
+pub fn run(store_dir: &Path, args: &MountArgs, cache_dir: Option<&Path>) -> Result<ExitCode> {
     use anyhow::Context;
     use mount::{MountError, MountOptions, XattrPolicy};
     use snapshot_store::{Store, StoreOptions};
@@ -37,6 +37,7 @@ pub fn run(store_dir: &Path, args: &MountArgs) -> Result<ExitCode> {
         },
         no_apple_double: args.noappledouble,
         no_apple_xattr: args.noapplexattr,
+        cache_dir: cache_dir.map(Path::to_path_buf),
         ..MountOptions::default()
     };
     let mounted = match mount::mount(store, mountpoint, &opts) {
@@ -59,7 +60,7 @@ pub fn run(store_dir: &Path, args: &MountArgs) -> Result<ExitCode> {
 }
 
 #[cfg(windows)]
-pub fn run(store_dir: &Path, args: &MountArgs) -> Result<ExitCode> {
+pub fn run(store_dir: &Path, args: &MountArgs, cache_dir: Option<&Path>) -> Result<ExitCode> {
     use anyhow::Context;
     use mount::dokan::DokanError;
     use snapshot_store::{Store, StoreOptions};
@@ -78,7 +79,7 @@ pub fn run(store_dir: &Path, args: &MountArgs) -> Result<ExitCode> {
     let at = args.mountpoint.display().to_string();
     let stop = super::stop_on_signals()?;
     let shown = at.clone();
-    let result = mount::dokan::mount_and_wait(store, &at, stop, || {
+    let result = mount::dokan::mount_and_wait(store, &at, cache_dir, stop, || {
         eprintln!(
             "mounted {snapshots} snapshots of {} at {shown} (read-only); press Ctrl-C to unmount",
             store_dir.display()
@@ -98,6 +99,6 @@ pub fn run(store_dir: &Path, args: &MountArgs) -> Result<ExitCode> {
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "freebsd", windows)))]
-pub fn run(_store_dir: &Path, _args: &MountArgs) -> Result<ExitCode> {
+pub fn run(_store_dir: &Path, _args: &MountArgs, _cache_dir: Option<&Path>) -> Result<ExitCode> {
     anyhow::bail!("mount is not supported on this platform (use serve --webdav)")
 }

@@ -34,7 +34,7 @@ fn password(args: &ServeArgs) -> Result<Option<String>> {
     Ok(pw)
 }
 
-pub fn run(store_dir: &Path, args: &ServeArgs) -> Result<ExitCode> {
+pub fn run(store_dir: &Path, args: &ServeArgs, cache_dir: Option<&Path>) -> Result<ExitCode> {
     let store = Store::open_with(
         store_dir,
         StoreOptions {
@@ -60,6 +60,7 @@ pub fn run(store_dir: &Path, args: &ServeArgs) -> Result<ExitCode> {
         credentials,
         tls,
         threads: args.threads,
+        cache_dir: cache_dir.map(Path::to_path_buf),
     };
     let server = mount::webdav::serve(store, &opts)?;
     eprintln!(

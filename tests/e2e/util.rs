@@ -40,6 +40,8 @@ impl Env {
         let mut c = Command::new(bin());
         c.arg("--store").arg(&self.store).args(args);
         c.env_remove("BACKUP_FS_STORE");
+        // Caches stay in the scratch area.
+        c.env("BACKUP_FS_CACHE_DIR", self.dir.path().join("cache"));
         c
     }
 

@@ -40,10 +40,12 @@ pub enum DokanError {
 }
 
 /// Mounts `store` read-only at `mount_point` and serves until `stop` is set or the volume is
-/// unmounted from outside; `mounted` is called once it serves.
+/// unmounted from outside; `mounted` is called once it serves. The versions index is kept
+/// under `cache_dir`, if given.
 pub fn mount_and_wait(
     store: Store,
     mount_point: &str,
+    cache_dir: Option<&std::path::Path>,
     stop: Arc<AtomicBool>,
     mounted: impl FnOnce(),
 ) -> Result<(), DokanError> {
@@ -53,7 +55,7 @@ pub fn mount_and_wait(
         "backup-fs {}",
         store.root().file_name().map_or("store".into(), |n| n.to_string_lossy())
     );
-    let view = Arc::new(View::new(store, 0, 0, XattrPolicy::Off)?);
+    let view = Arc::new(View::new(store, 0, 0, XattrPolicy::Off)?.with_cache_dir(cache_dir));
     let stop_watch = Arc::new(AtomicBool::new(false));
     let watch = follow_prunes(Arc::clone(&view), "backup-fs mount", Arc::clone(&stop_watch), |_| {});
     let handler = Handler { view, volume_name };

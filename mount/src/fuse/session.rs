@@ -33,6 +33,8 @@ pub struct MountOptions {
     pub no_apple_double: bool,
     /// macOS: tell macFUSE to hide Apple's own extended attributes (`com.apple.*`).
     pub no_apple_xattr: bool,
+    /// Where to keep the versions index between mounts (`None`: memory only).
+    pub cache_dir: Option<PathBuf>,
 }
 
 impl Default for MountOptions {
@@ -44,6 +46,7 @@ impl Default for MountOptions {
             xattrs: XattrPolicy::Auto,
             no_apple_double: false,
             no_apple_xattr: false,
+            cache_dir: None,
         }
     }
 }
@@ -115,7 +118,7 @@ pub fn mount(store: Store, mountpoint: &Path, opts: &MountOptions) -> Result<Mou
     let gid = rustix::process::getegid().as_raw();
     raise_open_file_limit();
     store.register_reader().map_err(crate::ViewError::from)?;
-    let view = Arc::new(View::new(store, uid, gid, opts.xattrs)?);
+    let view = Arc::new(View::new(store, uid, gid, opts.xattrs)?.with_cache_dir(opts.cache_dir.as_deref()));
     let mut cfg = Config::default();
     cfg.mount_options = vec![
         MountOption::RO,

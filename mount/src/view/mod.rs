@@ -77,6 +77,8 @@ pub struct View {
     table: RwLock<SnapshotTable>,
     links: Mutex<HashMap<u32, Arc<LinkGroups>>>,
     versions: Mutex<versions::Tree>,
+    /// Where the versions index is kept between mounts.
+    versions_cache: Option<std::path::PathBuf>,
     uid: u32,
     gid: u32,
     serve_xattrs: bool,
@@ -97,6 +99,7 @@ impl View {
             table: RwLock::new(SnapshotTable::default()),
             links: Mutex::new(HashMap::new()),
             versions: Mutex::new(versions::Tree::default()),
+            versions_cache: None,
             uid,
             gid,
             serve_xattrs,
@@ -104,6 +107,13 @@ impl View {
         };
         view.refresh()?;
         Ok(view)
+    }
+
+    /// Keeps the versions index under `dir` (in a folder named after the store's id), so that
+    /// the next view of this store reads it instead of every manifest. `None`: memory only.
+    pub fn with_cache_dir(mut self, dir: Option<&std::path::Path>) -> View {
+        self.versions_cache = dir.map(|d| d.join(self.store.config().short_id()).join("versions-index"));
+        self
     }
 
     /// True when the mount serves extended attributes; fixed for the life of the mount.

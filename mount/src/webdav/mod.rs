@@ -73,6 +73,8 @@ pub struct WebdavOptions {
     pub tls: Option<TlsFiles>,
     /// Threads serving connections (store calls run on threads of their own).
     pub threads: usize,
+    /// Where to keep the versions index between runs (`None`: memory only).
+    pub cache_dir: Option<PathBuf>,
 }
 
 /// Why the server could not start.
@@ -176,7 +178,7 @@ pub fn serve(store: Store, opts: &WebdavOptions) -> Result<WebdavServer, ServeEr
         .map(tokio_rustls::TlsAcceptor::from);
     store.register_reader().map_err(crate::ViewError::from)?;
     let (uid, gid) = owner();
-    let view = Arc::new(View::new(store, uid, gid, XattrPolicy::Off)?);
+    let view = Arc::new(View::new(store, uid, gid, XattrPolicy::Off)?.with_cache_dir(opts.cache_dir.as_deref()));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(opts.threads.max(1))
         .max_blocking_threads(64)

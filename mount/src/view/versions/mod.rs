@@ -15,9 +15,13 @@
 //! Listing a file's versions must not load every manifest each time, so the tree is an index:
 //! built on first use by reading each manifest once, extended by each new snapshot's manifest,
 //! and re-folded after a prune removed snapshots. Its directory numbers (inodes) never change
-//! during a mount.
+//! during a mount. With a cache directory the index is also kept on disk (`cache`), so that
+//! the next mount or server reads it instead of every manifest.
+
+mod cache;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use snapshot_store::{EntryKind, Snapshot, SnapshotId, VersionId};
@@ -34,6 +38,8 @@ pub const VERSIONS: &[u8] = b"versions";
 struct Run {
     /// Number of the run's first snapshot.
     snap: u32,
+    /// Position (in [`Tree::folded`]) of its first snapshot.
+    first: u32,
     /// Position (in [`Tree::folded`]) of its last snapshot.
     last: u32,
     content: VersionId,
@@ -76,6 +82,12 @@ impl Node {
 pub(super) struct Tree {
     /// Snapshots folded in, oldest first: a prefix of the store's list, or stale.
     folded: Vec<SnapshotId>,
+    /// What each folded snapshot's manifest file looked like (size, mtime): a cached index is
+    /// used only while they still match.
+    stamps: Vec<cache::Stamp>,
+    /// Where the index is kept between mounts, if anywhere; tried once.
+    file: Option<PathBuf>,
+    loaded: bool,
     /// The list `folded` was last checked against.
     checked: Option<Arc<Vec<SnapshotId>>>,
     nodes: Vec<Node>,
@@ -85,6 +97,9 @@ impl Default for Tree {
     fn default() -> Tree {
         Tree {
             folded: Vec::new(),
+            stamps: Vec::new(),
+            file: None,
+            loaded: false,
             checked: None,
             nodes: vec![Node {
                 dir: true,
@@ -106,7 +121,7 @@ impl Tree {
     }
 
     /// Adds snapshot `snap` (number `number`), the newest so far, to the index.
-    fn fold(&mut self, view: &View, number: u32, id: &SnapshotId, s: &Snapshot) -> ViewResult<()> {
+    fn fold(&mut self, view: &View, number: u32, id: &SnapshotId, s: &Snapshot, stamp: cache::Stamp) -> ViewResult<()> {
         let pos = self.folded.len() as u32;
         let time = id.time_ns();
         let mut stack = vec![(Snapshot::ROOT, 0u32)];
@@ -133,6 +148,7 @@ impl Tree {
                             let attr = view.entry_attr(number, id, s, child)?;
                             self.nodes[n as usize].runs.push(Run {
                                 snap: number,
+                                first: pos,
                                 last: pos,
                                 content,
                                 attr,
@@ -143,12 +159,14 @@ impl Tree {
             }
         }
         self.folded.push(id.clone());
+        self.stamps.push(stamp);
         Ok(())
     }
 
     /// Forgets every snapshot folded in, keeping the names (and so the inode numbers).
     fn clear(&mut self) {
         self.folded.clear();
+        self.stamps.clear();
         for n in &mut self.nodes {
             n.dir = false;
             n.runs.clear();
@@ -196,15 +214,35 @@ impl View {
         f(&tree)
     }
 
-    /// Folds the snapshots of `listed` that `tree` lacks (all of them after a prune).
+    /// Folds the snapshots of `listed` that `tree` lacks (all of them after a prune), starting
+    /// from the index kept on disk the first time; saves it again when it grew.
     fn catch_up(&self, tree: &mut Tree, listed: &[SnapshotId]) -> ViewResult<()> {
+        if !tree.loaded {
+            tree.loaded = true;
+            tree.file = self.versions_cache.clone();
+            if let Some(file) = tree.file.clone() {
+                cache::load(self, tree, &file, listed);
+            }
+        }
         if tree.folded.len() > listed.len() || listed[..tree.folded.len()] != tree.folded[..] {
             tree.clear();
         }
+        let before = tree.folded.len();
         for id in listed[tree.folded.len()..].iter() {
             let number = self.number(id).ok_or(ViewError::NoSuchInode(ROOT_INO))?;
+            let stamp = cache::stamp(&self.store, id).unwrap_or_default();
             let s = self.store.snapshot(id)?;
-            tree.fold(self, number, id, &s)?;
+            tree.fold(self, number, id, &s, stamp)?;
+        }
+        if tree.folded.len() != before
+            && let Some(file) = &tree.file
+            && let Err(e) = cache::save(tree, &self.store, file)
+        {
+            eprintln!(
+                "backup-fs: note: cannot keep the versions index in {} ({e}); the next mount builds it again",
+                file.display()
+            );
+            tree.file = None;
         }
         Ok(())
     }
@@ -475,5 +513,105 @@ mod tests {
             String::from_utf8(version_name(b"x.y", &id("2026-11-21T07-15-00Z-01"))).unwrap(),
             "x.2026-11-21T07-15-00Z-01.y"
         );
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+    use crate::view::{VERSIONS_INO, XattrPolicy};
+    use snapshot_store::{Store, WriteOptions, WriteProgress, write_snapshot};
+    use std::fs;
+
+    fn listing(view: &View, path: &[&str]) -> Vec<(Vec<u8>, Attr)> {
+        let mut at = view.getattr(VERSIONS_INO).unwrap();
+        for p in path {
+            at = view.lookup(at.ino, p.as_bytes()).unwrap().unwrap();
+        }
+        view.list_versions((at.ino & 0xffff_ffff) as u32).unwrap()
+    }
+
+    /// A second view reads the index kept by the first instead of the manifests (here made
+    /// unreadable, with their sizes and times kept); a damaged index file, or one of another
+    /// set of snapshots, is built again from the manifests.
+    #[test]
+    fn the_index_kept_on_disk_replaces_reading_every_manifest_and_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        fs::create_dir_all(src.join("d")).unwrap();
+        let store = Store::init(&dir.path().join("store"), Default::default()).unwrap();
+        for day in 0..4i64 {
+            fs::write(src.join("d/f.txt"), format!("v{}", day / 2)).unwrap();
+            let opts = WriteOptions {
+                time_ns: Some(1_800_000_000_000_000_000 + day * 86_400_000_000_000),
+                ..WriteOptions::default()
+            };
+            write_snapshot(&store, &src, &opts, None, &WriteProgress::default()).unwrap();
+        }
+        let cache = dir.path().join("cache");
+        let open = || {
+            View::new(Store::open(store.root()).unwrap(), 0, 0, XattrPolicy::Auto)
+                .unwrap()
+                .with_cache_dir(Some(&cache))
+        };
+        let first = listing(&open(), &["d", "f.txt"]);
+        assert_eq!(first.len(), 2 + 2);
+        let file = cache.join(store.config().short_id()).join("versions-index");
+        assert!(file.exists());
+        // Manifests unreadable, same sizes and times: only the kept index can answer.
+        let manifests: Vec<_> = fs::read_dir(store.root().join("snapshots"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        let saved: Vec<(Vec<u8>, std::time::SystemTime)> = manifests
+            .iter()
+            .map(|p| (fs::read(p).unwrap(), fs::metadata(p).unwrap().modified().unwrap()))
+            .collect();
+        for (p, (bytes, mtime)) in manifests.iter().zip(&saved) {
+            fs::write(p, vec![0u8; bytes.len()]).unwrap();
+            fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(*mtime)
+                .unwrap();
+        }
+        assert_eq!(listing(&open(), &["d", "f.txt"]), first);
+        for (p, (bytes, mtime)) in manifests.iter().zip(&saved) {
+            fs::write(p, bytes).unwrap();
+            fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_modified(*mtime)
+                .unwrap();
+        }
+        // A flipped byte in the index: ignored, built again, the same answer.
+        let mut bytes = fs::read(&file).unwrap();
+        let at = bytes.len() - 3;
+        bytes[at] ^= 1;
+        fs::write(&file, &bytes).unwrap();
+        assert_eq!(listing(&open(), &["d", "f.txt"]), first);
+        assert_ne!(fs::read(&file).unwrap(), bytes, "written again");
+        // A manifest that changed (its time) makes the index stale.
+        let t = std::time::SystemTime::now();
+        fs::File::options()
+            .write(true)
+            .open(&manifests[0])
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+        fs::write(&file, vec![1u8; 10]).unwrap();
+        assert_eq!(listing(&open(), &["d", "f.txt"]), first);
+        let kept = fs::read(&file).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(&manifests[0])
+            .unwrap()
+            .set_modified(t - std::time::Duration::from_secs(5))
+            .unwrap();
+        let v = open();
+        assert_eq!(listing(&v, &["d", "f.txt"]), first);
+        assert_ne!(fs::read(&file).unwrap(), kept, "a stale index is built again");
     }
 }

@@ -123,6 +123,15 @@ pub fn open(dir: Option<PathBuf>) -> Result<Store> {
     Store::open(&dir).with_context(|| format!("cannot open store {}", dir.display()))
 }
 
+/// Opens the store at `dir` for a long-running reader (mount, serve) with `cache_size` bytes of
+/// decoded data kept in memory.
+pub fn open_serving(dir: &std::path::Path, cache_size: u64) -> Result<Store> {
+    let opts = snapshot_store::StoreOptions {
+        cache_bytes: usize::try_from(cache_size).unwrap_or(usize::MAX),
+    };
+    Store::open_with(dir, opts).with_context(|| format!("cannot open store {}", dir.display()))
+}
+
 /// Opens the store named on the command line and registers this process as a reader, so that
 /// a prune running meanwhile keeps what it reads.
 pub fn open_reader(dir: Option<PathBuf>) -> Result<Store> {

@@ -11,7 +11,6 @@ use crate::cli::MountArgs;
 pub fn run(store_dir: &Path, args: &MountArgs, cache_dir: Option<&Path>) -> Result<ExitCode> {
     use anyhow::Context;
     use mount::{MountError, MountOptions, XattrPolicy};
-    use snapshot_store::{Store, StoreOptions};
 
     use crate::cli::XattrsArg;
 
@@ -19,13 +18,7 @@ pub fn run(store_dir: &Path, args: &MountArgs, cache_dir: Option<&Path>) -> Resu
     if !cfg!(target_os = "macos") && (args.noappledouble || args.noapplexattr) {
         anyhow::bail!("--noappledouble and --noapplexattr are macFUSE options: macOS only");
     }
-    let store = Store::open_with(
-        store_dir,
-        StoreOptions {
-            cache_bytes: usize::try_from(args.cache_size).unwrap_or(usize::MAX),
-        },
-    )
-    .with_context(|| format!("cannot open store {}", store_dir.display()))?;
+    let store = super::open_serving(store_dir, args.cache_size)?;
     let snapshots = store.snapshot_ids()?.len();
     let opts = MountOptions {
         threads: args.threads,
@@ -61,20 +54,12 @@ pub fn run(store_dir: &Path, args: &MountArgs, cache_dir: Option<&Path>) -> Resu
 
 #[cfg(windows)]
 pub fn run(store_dir: &Path, args: &MountArgs, cache_dir: Option<&Path>) -> Result<ExitCode> {
-    use anyhow::Context;
     use mount::dokan::DokanError;
-    use snapshot_store::{Store, StoreOptions};
 
     if args.noappledouble || args.noapplexattr || args.allow_other {
         anyhow::bail!("--noappledouble, --noapplexattr and --allow-other are FUSE options (Linux, macOS)");
     }
-    let store = Store::open_with(
-        store_dir,
-        StoreOptions {
-            cache_bytes: usize::try_from(args.cache_size).unwrap_or(usize::MAX),
-        },
-    )
-    .with_context(|| format!("cannot open store {}", store_dir.display()))?;
+    let store = super::open_serving(store_dir, args.cache_size)?;
     let snapshots = store.snapshot_ids()?.len();
     let at = args.mountpoint.display().to_string();
     let stop = super::stop_on_signals()?;

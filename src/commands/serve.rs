@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering;
 
 use anyhow::{Context, Result, bail};
 use mount::{Credentials, TlsFiles, WebdavOptions};
-use snapshot_store::{Store, StoreOptions};
 
 use crate::cli::ServeArgs;
 
@@ -35,13 +34,7 @@ fn password(args: &ServeArgs) -> Result<Option<String>> {
 }
 
 pub fn run(store_dir: &Path, args: &ServeArgs, cache_dir: Option<&Path>) -> Result<ExitCode> {
-    let store = Store::open_with(
-        store_dir,
-        StoreOptions {
-            cache_bytes: usize::try_from(args.cache_size).unwrap_or(usize::MAX),
-        },
-    )
-    .with_context(|| format!("cannot open store {}", store_dir.display()))?;
+    let store = super::open_serving(store_dir, args.cache_size)?;
     let snapshots = store.snapshot_ids()?.len();
     let credentials = password(args)?.map(|password| Credentials {
         user: args.user.clone(),

@@ -111,6 +111,20 @@ pub(super) async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<Bo
     }
 }
 
+/// What a request path names: a node, or the answer saying why nothing is there.
+enum Target {
+    Node(crate::view::Attr),
+    Answer(Response<Body>),
+}
+
+fn target(view: &View, path: &[Vec<u8>]) -> Target {
+    match resolve(view, path) {
+        Ok(Some(a)) => Target::Node(a),
+        Ok(None) => Target::Answer(text(StatusCode::NOT_FOUND, "not found")),
+        Err(e) => Target::Answer(error_response(&e, "lookup of", &describe(path))),
+    }
+}
+
 /// Runs `f` on a blocking thread.
 async fn blocking(f: impl FnOnce() -> Response<Body> + Send + 'static) -> Response<Body> {
     tokio::task::spawn_blocking(f)
@@ -126,10 +140,9 @@ async fn get_or_head(ctx: Arc<Ctx>, req: Request<Incoming>, client: Client) -> R
     let headers = req.headers().clone();
     let view = Arc::clone(&ctx.view);
     blocking(move || {
-        let attr = match resolve(&view, &path) {
-            Ok(Some(a)) => a,
-            Ok(None) => return text(StatusCode::NOT_FOUND, "not found"),
-            Err(e) => return error_response(&e, "lookup of", &describe(&path)),
+        let attr = match target(&view, &path) {
+            Target::Node(a) => a,
+            Target::Answer(r) => return r,
         };
         if attr.kind == Kind::Dir {
             let entries = match children(&view, &attr) {
@@ -177,10 +190,9 @@ async fn propfind(ctx: Arc<Ctx>, req: Request<Incoming>, client: Client) -> Resp
     };
     let view = Arc::clone(&ctx.view);
     blocking(move || {
-        let attr = match resolve(&view, &path) {
-            Ok(Some(a)) => a,
-            Ok(None) => return text(StatusCode::NOT_FOUND, "not found"),
-            Err(e) => return error_response(&e, "lookup of", &describe(&path)),
+        let attr = match target(&view, &path) {
+            Target::Node(a) => a,
+            Target::Answer(r) => return r,
         };
         let dir = attr.kind == Kind::Dir;
         let entries = if depth == 1 && dir {

@@ -110,6 +110,14 @@ impl Default for Tree {
 }
 
 impl Tree {
+    /// Directory `node`, if some folded snapshot has it.
+    fn shown(&self, node: u32) -> ViewResult<&Node> {
+        self.nodes
+            .get(node as usize)
+            .filter(|n| n.shown())
+            .ok_or(ViewError::NoSuchInode(versions_ino(node)))
+    }
+
     fn child_or_insert(&mut self, parent: u32, name: &[u8]) -> u32 {
         if let Some(&n) = self.nodes[parent as usize].children.get(name) {
             return n;
@@ -279,11 +287,7 @@ impl View {
         if node == 0 {
             return self.versions_root_attr();
         }
-        let n = t
-            .nodes
-            .get(node as usize)
-            .filter(|n| n.shown())
-            .ok_or(ViewError::NoSuchInode(versions_ino(node)))?;
+        let n = t.shown(node)?;
         let subdirs = n.children.values().filter(|&&c| t.nodes[c as usize].shown()).count();
         Ok(Attr {
             ino: versions_ino(node),
@@ -304,11 +308,7 @@ impl View {
     /// The child `name` of versions directory `node`: a directory, or a version of the file.
     pub(super) fn lookup_version(&self, node: u32, name: &[u8]) -> ViewResult<Option<Attr>> {
         self.with_tree(|t| {
-            let n = t
-                .nodes
-                .get(node as usize)
-                .filter(|n| n.shown())
-                .ok_or(ViewError::NoSuchInode(versions_ino(node)))?;
+            let n = t.shown(node)?;
             if let Some(&c) = n.children.get(name)
                 && t.nodes[c as usize].shown()
             {
@@ -330,11 +330,7 @@ impl View {
     /// name, then the file's versions oldest first.
     pub(super) fn list_versions(&self, node: u32) -> ViewResult<Vec<(Vec<u8>, Attr)>> {
         self.with_tree(|t| {
-            let n = t
-                .nodes
-                .get(node as usize)
-                .filter(|n| n.shown())
-                .ok_or(ViewError::NoSuchInode(versions_ino(node)))?;
+            let n = t.shown(node)?;
             let up = if node == 0 {
                 self.root_attr()?
             } else {

@@ -180,3 +180,19 @@ fn help_states_the_store_default_of_every_policy_option() {
     }
     assert!(!help.contains("[default: 50]"), "{help}");
 }
+
+/// A store that looks like a URL is refused, not made a directory named `s3:http:`.
+#[test]
+fn a_url_as_store_is_refused_not_made_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(crate::util::bin())
+        .current_dir(dir.path())
+        .args(["--store", "s3:http://127.0.0.1:9/bucket", "init"])
+        .env_remove("BACKUP_FS_STORE")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("looks like a URL") && err.contains("s3:"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing was created");
+}

@@ -169,6 +169,11 @@ pub fn open_reader(dir: Option<PathBuf>) -> Result<Store> {
     Ok(store)
 }
 
+/// A snapshot path argument as bytes (`/` separated, relative to the snapshot root).
+pub fn path_arg(p: &str) -> Vec<u8> {
+    p.as_bytes().to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::url_scheme;
@@ -187,9 +192,4 @@ mod tests {
         assert_eq!(url_scheme(Path::new("./s3:x")), None);
         assert_eq!(url_scheme(Path::new("store")), None);
     }
-}
-
-/// A snapshot path argument as bytes (`/` separated, relative to the snapshot root).
-pub fn path_arg(p: &str) -> Vec<u8> {
-    p.as_bytes().to_vec()
 }

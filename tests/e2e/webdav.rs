@@ -415,6 +415,13 @@ fn curl_sees_every_snapshot_read_only_with_exact_ranges() {
         r.text()
     );
 
+    // Without a password, names other than loopback ones are refused (DNS rebinding), and a
+    // backed-up page runs no script on this origin.
+    assert_eq!(curl(&["-H", "Host: evil.example:8080"], &a).status, 421);
+    assert_eq!(r_html_guard(&curl(&[], &a)), ("sandbox".into(), "nosniff".into()));
+    // Overlapping ranges never ask for more than the file.
+    let r = curl(&["-r", "0-,0-,0-"], &a);
+    assert_eq!((r.status, r.body.len()), (200, 15));
     // Every method that would change something is refused, and nothing changed.
     for m in [
         "PUT",
@@ -439,6 +446,14 @@ fn curl_sees_every_snapshot_read_only_with_exact_ranges() {
     assert!(status.success(), "{log}");
     assert_eq!(store_state(&env.store), before, "serving changed the store");
     env.ok(&["verify"]);
+}
+
+/// A file response's `Content-Security-Policy` and `X-Content-Type-Options`.
+fn r_html_guard(r: &Reply) -> (String, String) {
+    (
+        r.header("content-security-policy").unwrap_or("").to_string(),
+        r.header("x-content-type-options").unwrap_or("").to_string(),
+    )
 }
 
 /// The parts of a `multipart/byteranges` body.

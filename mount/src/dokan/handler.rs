@@ -45,13 +45,20 @@ pub(crate) struct Handler {
     pub volume_name: String,
 }
 
-/// The names along a Dokan path (`\` separated, UTF-16).
-fn components(path: &U16CStr) -> Vec<Vec<u8>> {
-    path.to_string_lossy()
-        .split('\\')
-        .filter(|n| !n.is_empty())
-        .map(from_windows_name)
-        .collect()
+/// The names along a Dokan path (`\` separated, UTF-16); `None` when a decoded name cannot be
+/// a backed-up one (`..`, or holding `/` or NUL).
+fn components(path: &U16CStr) -> Option<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    for part in path.to_string_lossy().split('\\').filter(|n| !n.is_empty()) {
+        let name = from_windows_name(part);
+        if name == b".." || name.contains(&b'/') || name.contains(&0) {
+            return None;
+        }
+        if name != b"." {
+            out.push(name);
+        }
+    }
+    Some(out)
 }
 
 fn text(path: &U16CStr) -> String {
@@ -95,9 +102,10 @@ impl<'c, 'h: 'c> FileSystemHandler<'c, 'h> for Handler {
         create_options: u32,
         _info: &mut OperationInfo<'c, 'h, Self>,
     ) -> OperationResult<CreateFileInfo<Self::Context>> {
+        let path = components(file_name).ok_or(ntstatus::STATUS_OBJECT_NAME_NOT_FOUND)?;
         let found = self
             .view
-            .resolve(&components(file_name))
+            .resolve(&path)
             .map_err(|e| self.fail("lookup of", file_name, &e))?;
         if let OpenOutcome::Refuse(status) =
             open_outcome(desired_access, create_disposition, create_options, found.is_some())
@@ -150,7 +158,11 @@ impl<'c, 'h: 'c> FileSystemHandler<'c, 'h> for Handler {
         let mut got = 0;
         while got < want {
             match self.view.read(file, offset + got as u64, &mut buffer[got..want]) {
-                Ok(0) => break,
+                Ok(0) => {
+                    // Shorter than its size: never a silently cut copy.
+                    eprintln!("backup-fs mount: read of {}: ends before its size", text(file_name));
+                    return Err(ntstatus::STATUS_FILE_CORRUPT_ERROR);
+                }
                 Ok(n) => got += n,
                 Err(e) => return Err(self.fail("read of", file_name, &e)),
             }

@@ -9,7 +9,7 @@
 //! |----------------------------------------------------|-------------------------|
 //! | a control byte 0x01..0x1F or one of `"*:<>?\|\\`   | U+F000 + the byte       |
 //! | a trailing `.` or space (each of them)             | U+F000 + the byte       |
-//! | the third letter of a reserved base (`CON`, `nul.txt`, `COM1`) | U+F000 + it |
+//! | the third letter of a reserved base (`CON`, `nul.txt`, `COM1`, `CONIN$`) | U+F000 + it |
 //! | a byte of invalid UTF-8                            | U+F100 + the byte       |
 //! | a character U+F000..U+F1FF                         | each of its UTF-8 bytes as U+F100 + the byte |
 //!
@@ -32,7 +32,7 @@ fn forbidden(c: char) -> bool {
 
 /// True for names Windows reserves for devices, with or without an extension.
 fn reserved(base: &str) -> bool {
-    const PLAIN: [&str; 4] = ["CON", "PRN", "AUX", "NUL"];
+    const PLAIN: [&str; 6] = ["CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$"];
     let upper = base.to_ascii_uppercase();
     if PLAIN.contains(&upper.as_str()) {
         return true;
@@ -155,6 +155,8 @@ mod tests {
         assert_eq!(from_windows_name(&enc), literal);
         assert_eq!(windows_name("LPT².log".as_bytes()), "LP\u{f054}².log");
         assert_eq!(windows_name(b"aux .c"), "au\u{f078} .c");
+        assert_eq!(windows_name(b"conin$"), "co\u{f06e}in$");
+        assert_eq!(from_windows_name(&windows_name(b"CONOUT$.log")), b"CONOUT$.log");
     }
 
     #[test]

@@ -17,6 +17,8 @@ use crate::view::{Attr, OpenFile, View};
 const CHUNK: usize = 1 << 20;
 /// More ranges than this in one request are served as the whole file.
 const MAX_RANGES: usize = 64;
+/// How long a client may leave a chunk unread before the response is dropped.
+const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 /// Which bytes to send.
 #[derive(Debug, PartialEq, Eq)]
@@ -32,8 +34,24 @@ pub(super) enum Ranges {
 /// The ranges of a `Range` header over a file of `size` bytes. A header that is not a valid
 /// byte-range set is ignored, as RFC 9110 says.
 pub(super) fn ranges(header: Option<&str>, size: u64) -> Ranges {
-    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+    // The unit is case-insensitive; an empty file has no ranges to serve, so it is sent whole.
+    let Some(spec) = header
+        .map(str::trim)
+        .and_then(|h| h.split_once('='))
+        .filter(|(unit, _)| unit.trim().eq_ignore_ascii_case("bytes"))
+        .map(|(_, spec)| spec)
+    else {
         return Ranges::Whole;
+    };
+    if size == 0 {
+        return Ranges::Whole;
+    }
+    let number = |t: &str| {
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+            None
+        } else {
+            t.parse::<u64>().ok()
+        }
     };
     let mut parts = Vec::new();
     for r in spec.split(',') {
@@ -43,17 +61,17 @@ pub(super) fn ranges(header: Option<&str>, size: u64) -> Ranges {
         let (a, b) = (a.trim(), b.trim());
         let part = if a.is_empty() {
             // Suffix: the last b bytes.
-            let Ok(n) = b.parse::<u64>() else { return Ranges::Whole };
+            let Some(n) = number(b) else { return Ranges::Whole };
             (n > 0 && size > 0).then(|| (size - n.min(size), size))
         } else {
-            let Ok(start) = a.parse::<u64>() else {
+            let Some(start) = number(a) else {
                 return Ranges::Whole;
             };
             let end = if b.is_empty() {
                 size
             } else {
-                match b.parse::<u64>() {
-                    Ok(last) if last >= start => last.saturating_add(1).min(size),
+                match number(b) {
+                    Some(last) if last >= start => last.saturating_add(1).min(size),
                     _ => return Ranges::Whole,
                 }
             };
@@ -61,9 +79,11 @@ pub(super) fn ranges(header: Option<&str>, size: u64) -> Ranges {
         };
         parts.extend(part);
     }
+    // Ranges that together ask for more than the file (overlaps, repeats) get the file once.
+    let asked: u64 = parts.iter().map(|(s, e)| e - s).fold(0, u64::saturating_add);
     match parts.len() {
         0 => Ranges::Unsatisfiable,
-        n if n > MAX_RANGES => Ranges::Whole,
+        n if n > MAX_RANGES || (n > 1 && asked > size) => Ranges::Whole,
         _ => Ranges::Parts(parts),
     }
 }
@@ -115,6 +135,10 @@ fn if_range_holds(h: &HeaderMap, a: &Attr) -> bool {
 fn validators(r: hyper::http::response::Builder, a: &Attr) -> hyper::http::response::Builder {
     r.header(header::ETAG, meta::etag(a))
         .header(header::LAST_MODIFIED, meta::http_date(a))
+        // A backed-up page or image runs no script on this server's origin, and is not sniffed
+        // into something else.
+        .header(header::CONTENT_SECURITY_POLICY, "sandbox")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
 }
 
 /// The response to a GET (or, without its body, HEAD) of regular file `a` named `name`;
@@ -205,6 +229,19 @@ pub(super) fn file(
         Ok(f) => f,
         Err(e) => return super::error_response(&e, "open of", &describe),
     };
+    if file.size() != size {
+        // Attributes from a versions index that no longer matches its snapshot.
+        eprintln!(
+            "backup-fs serve: {describe}: listed with {size} bytes, the snapshot has {}; answered 503",
+            file.size()
+        );
+        return Response::builder()
+            .status(StatusCode::SERVICE_UNAVAILABLE)
+            .body(body::full(
+                "the listing of this file is out of date; list its folder again\n",
+            ))
+            .expect("a valid response");
+    }
     // The first bytes are read before answering, so that damage there is a 500, not a cut.
     let mut stream = Stream {
         view,
@@ -219,11 +256,23 @@ pub(super) fn file(
         None => Bytes::new(),
     };
     let (tx, body) = body::channel();
-    std::thread::spawn(move || {
-        if tx.blocking_send(Ok(first)).is_err() {
+    // The rest is read on blocking threads a chunk at a time and sent from a task, which gives
+    // up on a client that stops reading: no thread waits on it.
+    tokio::runtime::Handle::current().spawn(async move {
+        if send(&tx, Ok(first)).await.is_err() {
             return;
         }
-        for chunk in stream {
+        loop {
+            let Ok((back, next)) = tokio::task::spawn_blocking(move || {
+                let next = stream.next();
+                (stream, next)
+            })
+            .await
+            else {
+                return;
+            };
+            stream = back;
+            let Some(chunk) = next else { return };
             let chunk = chunk.map_err(|e| {
                 if e.is_damage() {
                     eprintln!("backup-fs serve: read of {describe}: {e}");
@@ -231,12 +280,20 @@ pub(super) fn file(
                 std::io::Error::other(e.to_string())
             });
             let failed = chunk.is_err();
-            if tx.blocking_send(chunk).is_err() || failed {
+            if send(&tx, chunk).await.is_err() || failed {
                 return;
             }
         }
     });
     resp.body(body).expect("a valid response")
+}
+
+/// Sends one chunk, or fails when the client went away or read nothing for [`SEND_TIMEOUT`].
+async fn send(tx: &tokio::sync::mpsc::Sender<std::io::Result<Bytes>>, chunk: std::io::Result<Bytes>) -> Result<(), ()> {
+    match tokio::time::timeout(SEND_TIMEOUT, tx.send(chunk)).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    }
 }
 
 /// One part of a response: a multipart header to send first, if any, then bytes `start..end`.
@@ -324,7 +381,23 @@ mod tests {
         assert_eq!(ranges(Some("bytes=90-200"), 100), Ranges::Parts(vec![(90, 100)]));
         assert_eq!(ranges(Some("bytes=100-200"), 100), Ranges::Unsatisfiable);
         assert_eq!(ranges(Some("bytes=-0"), 100), Ranges::Unsatisfiable);
-        assert_eq!(ranges(Some("bytes=0-0"), 0), Ranges::Unsatisfiable);
+        assert_eq!(
+            ranges(Some("bytes=0-0"), 0),
+            Ranges::Whole,
+            "an empty file is sent whole"
+        );
+        assert_eq!(ranges(Some("Bytes=0-0"), 10), Ranges::Parts(vec![(0, 1)]));
+        assert_eq!(ranges(Some("bytes=+1-+2"), 10), Ranges::Whole);
+        let overlapping = format!("bytes={}", ["0-"; 3].join(","));
+        assert_eq!(
+            ranges(Some(&overlapping), 100),
+            Ranges::Whole,
+            "never more than the file"
+        );
+        assert_eq!(
+            ranges(Some("bytes=0-9,5-14"), 100),
+            Ranges::Parts(vec![(0, 10), (5, 15)])
+        );
         assert_eq!(ranges(Some("bytes=5-2"), 100), Ranges::Whole);
         assert_eq!(ranges(Some("items=0-1"), 100), Ranges::Whole);
         assert_eq!(ranges(Some("bytes=x-1"), 100), Ranges::Whole);

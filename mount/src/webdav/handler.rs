@@ -62,11 +62,28 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
+/// True when the request's `Host` is `localhost` or a loopback address (any port).
+fn loopback_host(h: &HeaderMap) -> bool {
+    let Some(host) = h.get(header::HOST).and_then(|v| v.to_str().ok()) else {
+        // HTTP/1.0 without Host: only a local client can have reached a loopback socket.
+        return true;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(n, _)| n),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 fn authorized(h: &HeaderMap, c: &Credentials) -> bool {
-    let Some(encoded) = h
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
+    let Some(value) = h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    // The scheme is case-insensitive (RFC 9110 §11.1).
+    let Some(encoded) = value
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .map(|(_, rest)| rest)
     else {
         return false;
     };
@@ -82,6 +99,14 @@ fn authorized(h: &HeaderMap, c: &Credentials) -> bool {
 
 /// Serves one request.
 pub(super) async fn handle(ctx: Arc<Ctx>, req: Request<Incoming>) -> Response<Body> {
+    // Without a password only loopback names are served: a web page whose name was re-pointed at
+    // 127.0.0.1 (DNS rebinding) sends its own host name and gets nothing.
+    if ctx.credentials.is_none() && !loopback_host(req.headers()) {
+        return text(
+            StatusCode::MISDIRECTED_REQUEST,
+            "without a password this server answers only requests for localhost or a loopback address",
+        );
+    }
     if let Some(c) = &ctx.credentials
         && !authorized(req.headers(), c)
     {
@@ -255,5 +280,26 @@ mod tests {
         assert!(!authorized(&with("Basic !!!"), &c));
         assert!(!authorized(&with(&format!("Bearer {}", b64("me:pa:ss"))), &c));
         assert!(!authorized(&HeaderMap::new(), &c));
+        assert!(authorized(&with(&format!("basic {}", b64("me:pa:ss"))), &c));
+    }
+
+    #[test]
+    fn only_loopback_names_are_served_without_a_password() {
+        let host = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::HOST, HeaderValue::from_str(v).unwrap());
+            h
+        };
+        for ok in ["127.0.0.1:8080", "localhost:8080", "LOCALHOST", "[::1]:80", "127.5.5.5"] {
+            assert!(loopback_host(&host(ok)), "{ok}");
+        }
+        for bad in [
+            "evil.example:8080",
+            "192.168.1.2:8080",
+            "[fe80::1]:80",
+            "localhost.evil.example",
+        ] {
+            assert!(!loopback_host(&host(bad)), "{bad}");
+        }
     }
 }

@@ -40,16 +40,17 @@ pub(super) fn components(path: &str, client: Client) -> Result<Vec<Vec<u8>>, Bad
     let mut out = Vec::new();
     for part in path.split('/') {
         let raw: Vec<u8> = percent_decode_str(part).collect();
-        match raw.as_slice() {
+        // Checked after decoding Windows names too: U+F02E U+F02E decodes to `..`.
+        let name = match (client, std::str::from_utf8(&raw)) {
+            (Client::Microsoft, Ok(s)) => from_windows_name(s),
+            _ => raw,
+        };
+        match name.as_slice() {
             b"" | b"." => continue,
             b".." => return Err(BadPath),
             r if r.contains(&0) || r.contains(&b'/') => return Err(BadPath),
-            _ => {}
+            _ => out.push(name),
         }
-        out.push(match (client, std::str::from_utf8(&raw)) {
-            (Client::Microsoft, Ok(s)) => from_windows_name(s),
-            _ => raw,
-        });
     }
     Ok(out)
 }
@@ -124,5 +125,11 @@ mod tests {
         );
         assert_eq!(Client::of(Some("curl/8.5")), Client::Plain);
         assert_eq!(Client::of(None), Client::Plain);
+        assert_eq!(components("/%EF%80%AE%EF%80%AE/x", Client::Microsoft), Err(BadPath));
+        assert_eq!(
+            components("/a%EF%80%AFb", Client::Microsoft),
+            Err(BadPath),
+            "an encoded /"
+        );
     }
 }

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use snapshot_store::Store;
 use tokio::net::TcpListener;
 
@@ -226,13 +226,26 @@ fn owner() -> (u32, u32) {
     }
 }
 
+/// Connections served at once; more wait to be accepted.
+const MAX_CONNECTIONS: usize = 256;
+/// How long a client may take to send a request's headers, or to finish a TLS handshake.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+
 async fn accept_loop(
     listener: TcpListener,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     ctx: Arc<Ctx>,
     shutdown: Arc<tokio::sync::Notify>,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let slot = tokio::select! {
+            s = Arc::clone(&slots).acquire_owned() => match s {
+                Ok(s) => s,
+                Err(_) => return,
+            },
+            () = shutdown.notified() => return,
+        };
         let stream = tokio::select! {
             r = listener.accept() => match r {
                 Ok((s, _)) => s,
@@ -250,16 +263,18 @@ async fn accept_loop(
         let ctx = Arc::clone(&ctx);
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = service_fn(move |req| {
                 let ctx = Arc::clone(&ctx);
                 async move { Ok::<_, std::convert::Infallible>(handler::handle(ctx, req).await) }
             });
-            let conn = http1::Builder::new();
+            let mut conn = http1::Builder::new();
+            conn.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
             let _ = match acceptor {
                 None => conn.serve_connection(TokioIo::new(stream), service).await,
-                Some(acceptor) => match acceptor.accept(stream).await {
-                    Ok(tls) => conn.serve_connection(TokioIo::new(tls), service).await,
-                    Err(_) => return,
+                Some(acceptor) => match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => conn.serve_connection(TokioIo::new(tls), service).await,
+                    _ => return,
                 },
             };
         });

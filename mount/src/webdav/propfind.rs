@@ -65,6 +65,9 @@ pub(super) fn parse(body: &[u8]) -> Result<Wanted, BadBody> {
                         in_prop = !empty;
                     }
                     2 if in_prop => {
+                        if !is_name(&local) {
+                            return Err(BadBody(format!("{local:?} is not an XML name")));
+                        }
                         if let Some(Wanted::Props(p)) = &mut wanted {
                             p.push((ns, local));
                         }
@@ -91,6 +94,17 @@ pub(super) fn parse(body: &[u8]) -> Result<Wanted, BadBody> {
     }
     // `<propfind/>` alone asks for nothing in particular: everything.
     Ok(wanted.unwrap_or(Wanted::All))
+}
+
+/// True for names that can stand as an element name when echoed back (XML NCName, ASCII
+/// letters, digits, `-`, `_`, `.`, and any non-ASCII character, not starting with a digit,
+/// `-` or `.`).
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || !c.is_ascii())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') || !c.is_ascii())
 }
 
 /// One node of an answer.
@@ -218,7 +232,8 @@ pub(super) fn multistatus(items: &[Item<'_>], wanted: &Wanted, client: Client) -
                         None => missing.push_str(&bare(ns, n)),
                     }
                 }
-                if !found.is_empty() {
+                // Every response carries a propstat, even for an empty `prop`.
+                if !found.is_empty() || missing.is_empty() {
                     propstat(&mut out, &found, "200 OK");
                 }
                 if !missing.is_empty() {
@@ -265,6 +280,11 @@ mod tests {
         );
         assert!(parse(br#"<x xmlns="DAV:"/>"#).is_err());
         assert!(parse(b"<<<").is_err());
+        assert!(parse(br#"<D:propfind xmlns:D="DAV:"><D:prop><a&amp;b/></D:prop></D:propfind>"#).is_err());
+        assert_eq!(
+            parse(br#"<D:propfind xmlns:D="DAV:"><D:prop/></D:propfind>"#),
+            Ok(Wanted::Props(Vec::new()))
+        );
     }
 
     #[test]
@@ -307,5 +327,15 @@ mod tests {
         );
         assert!(all.contains("<D:displayname>a&amp;b&lt;</D:displayname>"), "{all}");
         assert!(!all.contains("HTTP/1.1 404"), "{all}");
+        let none = multistatus(
+            &[Item {
+                href: "/x".into(),
+                name: b"x",
+                attr,
+            }],
+            &Wanted::Props(Vec::new()),
+            Client::Plain,
+        );
+        assert!(none.contains("<D:propstat><D:prop></D:prop>"), "{none}");
     }
 }

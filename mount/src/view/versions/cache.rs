@@ -3,7 +3,9 @@
 //! its checksum holds, it names this store, its snapshots are the oldest ones the store lists
 //! now, and each of their manifest files has the size and modification time it had when folded
 //! (a snapshot forgotten and written again under the same id is noticed). Otherwise it is
-//! ignored and built again. Deleting it at any time is safe.
+//! ignored and built again. Deleting it at any time is safe. On Unix the file is private to its
+//! user (0600 in a 0700 folder) and is ignored unless that user owns it and nobody else may
+//! write it: another user could otherwise make a mount list false attributes.
 //!
 //! ```text
 //! "BKFSvidx" | version u32 | store id [16] | payload length u64 | blake3(payload) [32] | payload
@@ -146,19 +148,65 @@ pub(super) fn save(tree: &Tree, store: &Store, file: &Path) -> io::Result<()> {
     out.bytes(blake3::hash(&payload).as_bytes());
     out.bytes(&payload);
     if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir)?;
+        private_dir(dir)?;
     }
     let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, &out.0)?;
+    write_private(&tmp, &out.0)?;
     std::fs::rename(&tmp, file).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
 }
 
+#[cfg(unix)]
+fn private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)
+}
+
+#[cfg(not(unix))]
+fn private_dir(dir: &Path) -> io::Result<()> {
+    std::fs::create_dir_all(dir)
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    std::fs::write(path, bytes)
+}
+
+/// True when nobody but this user can have written `file`.
+#[cfg(unix)]
+fn owned_and_private(file: &std::fs::File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata()
+        .is_ok_and(|md| md.uid() == rustix::process::geteuid().as_raw() && md.mode() & 0o022 == 0)
+}
+
+#[cfg(not(unix))]
+fn owned_and_private(_file: &std::fs::File) -> bool {
+    true
+}
+
 /// Fills the empty `tree` from `file` when the index there can be trusted for the store whose
 /// snapshots are `listed` now (see the module doc); leaves it empty otherwise.
 pub(super) fn load(view: &View, tree: &mut Tree, file: &Path, listed: &[SnapshotId]) {
-    let Ok(bytes) = std::fs::read(file) else { return };
+    let Ok(mut f) = std::fs::File::open(file) else { return };
+    let mut bytes = Vec::new();
+    if !owned_and_private(&f) || io::Read::read_to_end(&mut f, &mut bytes).is_err() {
+        return;
+    }
     if decode(view, tree, &bytes, listed).is_none() {
         *tree = Tree {
             file: tree.file.take(),
@@ -202,7 +250,8 @@ fn decode(view: &View, tree: &mut Tree, bytes: &[u8], listed: &[SnapshotId]) -> 
         stamps.push(st);
     }
     let node_count = r.u32()? as usize;
-    let mut nodes: Vec<Node> = Vec::with_capacity(node_count.min(1 << 24));
+    // A node takes at least 21 bytes: the count cannot ask for more room than the payload has.
+    let mut nodes: Vec<Node> = Vec::with_capacity(node_count.min(r.0.len() / 21));
     for i in 0..node_count {
         let n = r.u32()? as usize;
         let name = r.take(n)?.to_vec();

@@ -183,6 +183,15 @@ impl Tree {
     }
 }
 
+/// A version's attributes as the versions tree lists it: not cached for long by front ends,
+/// since a prune that removes a run's first snapshot renames the entry.
+fn listed(attr: Attr) -> Attr {
+    Attr {
+        immutable: false,
+        ..attr
+    }
+}
+
 /// `<stem>.<id><ext>`: `ext` is the last extension (none for names without a dot, starting
 /// with one, or ending with one).
 pub fn version_name(file: &[u8], id: &SnapshotId) -> Vec<u8> {
@@ -322,7 +331,7 @@ impl View {
                         .get(r.snap as usize)
                         .is_some_and(|id| version_name(&n.name, id) == name)
                 })
-                .map(|r| r.attr))
+                .map(|r| listed(r.attr)))
         })
     }
 
@@ -347,7 +356,7 @@ impl View {
             let by_number = &self.table.read().by_number;
             for r in &n.runs {
                 if let Some(id) = by_number.get(r.snap as usize) {
-                    out.push((version_name(&n.name, id), r.attr));
+                    out.push((version_name(&n.name, id), listed(r.attr)));
                 }
             }
             Ok(out)
@@ -444,7 +453,16 @@ mod tests {
         for (&d, name) in [0usize, 2, 4, 5].iter().zip(&expect) {
             let v = view.lookup(inbox.ino, name.as_bytes()).unwrap().unwrap();
             let own = lookup(&view, &format!("{}/mail/inbox.mbox", ids[d])).unwrap();
-            assert_eq!(v, own, "{name} is snapshot {}'s file", ids[d]);
+            assert_eq!(
+                Attr { immutable: true, ..v },
+                own,
+                "{name} is snapshot {}'s file",
+                ids[d]
+            );
+            assert!(
+                !v.immutable,
+                "listed versions are not cached for long: a prune renames them"
+            );
             let mut buf = [0u8; 8];
             let n = view.open(v.ino).unwrap().read_at(0, &mut buf).unwrap();
             assert_eq!(&buf[..n], days[d].unwrap().as_bytes());
@@ -573,6 +591,16 @@ mod cache_tests {
                 .unwrap();
         }
         assert_eq!(listing(&open(), &["d", "f.txt"]), first);
+        // One that others may write is not believed (the manifests are read, and fail here).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&file, fs::Permissions::from_mode(0o666)).unwrap();
+            let v = open();
+            let versions = v.getattr(VERSIONS_INO).unwrap();
+            assert!(v.lookup(versions.ino, b"d").is_err(), "a world-writable index was used");
+            fs::set_permissions(&file, fs::Permissions::from_mode(0o600)).unwrap();
+        }
         for (p, (bytes, mtime)) in manifests.iter().zip(&saved) {
             fs::write(p, bytes).unwrap();
             fs::File::options()

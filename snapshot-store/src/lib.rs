@@ -99,7 +99,9 @@ pub use retention::forget::{ForgetOptions, ForgetReport, forget};
 pub use retention::keep::{KeepReason, SnapshotInfo, Verdict};
 pub use retention::merge::{MergeReport, Merges};
 pub use retention::prune::{Amount, DEFAULT_READER_WAIT, PruneOptions, PruneReport, prune};
-pub use store::{DEFAULT_CACHE_BYTES, LiveReader, Store, StoreOptions, WriterLock};
+pub use store::{
+    DEFAULT_CACHE_BYTES, LiveReader, LocationError, S3Location, Store, StoreLocation, StoreOptions, WriterLock,
+};
 pub use tracking::list::ListProvider;
 pub use tracking::ranges::RangeSet;
 pub use tracking::reflink::{REF_DIR_NAME, ReflinkProvider};

@@ -115,29 +115,18 @@ fn default_cache_dir() -> Option<PathBuf> {
 
 fn store_path(dir: Option<PathBuf>) -> Result<PathBuf> {
     let dir = dir.ok_or_else(|| anyhow!("no store given: pass --store DIR or set BACKUP_FS_STORE"))?;
-    if let Some(scheme) = url_scheme(&dir) {
-        anyhow::bail!(
-            "store {} looks like a URL ({scheme}:), and stores are local directories for now; \
-             for a directory of that name write ./{}",
-            dir.display(),
-            dir.display()
-        );
+    let Some(text) = dir.to_str() else {
+        return Ok(dir);
+    };
+    match snapshot_store::StoreLocation::parse(text, false)? {
+        snapshot_store::StoreLocation::Local(_) => Ok(dir),
+        snapshot_store::StoreLocation::S3(at) => anyhow::bail!(
+            "store {at} is an S3 location (bucket {} at {}); this build of backup-fs keeps stores \
+             in local directories only",
+            at.bucket,
+            at.endpoint()
+        ),
     }
-    Ok(dir)
-}
-
-/// The scheme of a store argument that looks like a URL (`s3:http://...`, `https://...`,
-/// `sftp:host`): two or more letters, digits, `+`, `-` or `.` before a colon, so that a Windows
-/// drive (`C:\store`) is a path.
-fn url_scheme(dir: &std::path::Path) -> Option<String> {
-    let s = dir.to_str()?;
-    let (scheme, _) = s.split_once(':')?;
-    let ok = scheme.len() >= 2
-        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    ok.then(|| scheme.to_string())
 }
 
 /// Opens the store named on the command line.
@@ -172,24 +161,4 @@ pub fn open_reader(dir: Option<PathBuf>) -> Result<Store> {
 /// A snapshot path argument as bytes (`/` separated, relative to the snapshot root).
 pub fn path_arg(p: &str) -> Vec<u8> {
     p.as_bytes().to_vec()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::url_scheme;
-    use std::path::Path;
-
-    #[test]
-    fn url_like_stores_are_told_apart_from_paths() {
-        assert_eq!(
-            url_scheme(Path::new("s3:http://127.0.0.1:8333/b")).as_deref(),
-            Some("s3")
-        );
-        assert_eq!(url_scheme(Path::new("https://host/x")).as_deref(), Some("https"));
-        assert_eq!(url_scheme(Path::new("sftp:host:/dir")).as_deref(), Some("sftp"));
-        assert_eq!(url_scheme(Path::new("C:\\backups")), None);
-        assert_eq!(url_scheme(Path::new("/tmp/store")), None);
-        assert_eq!(url_scheme(Path::new("./s3:x")), None);
-        assert_eq!(url_scheme(Path::new("store")), None);
-    }
 }

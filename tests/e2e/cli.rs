@@ -193,6 +193,17 @@ fn a_url_as_store_is_refused_not_made_a_directory() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("looks like a URL") && err.contains("s3:"), "{err}");
+    assert!(
+        err.contains("is an S3 location") && err.contains("bucket bucket at http://127.0.0.1:9"),
+        "{err}"
+    );
+    let out = std::process::Command::new(crate::util::bin())
+        .current_dir(dir.path())
+        .args(["--store", "https://host/x", "list"])
+        .env_remove("BACKUP_FS_STORE")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("https: URL"), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing was created");
 }

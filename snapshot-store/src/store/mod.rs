@@ -18,6 +18,7 @@
 pub(crate) mod cache;
 mod condemned;
 mod journal;
+mod location;
 mod lock;
 mod maps;
 pub(crate) mod object;
@@ -53,6 +54,7 @@ use crate::os::file as fsio;
 use crate::store::cache::ByteLru;
 use crate::store::object::DataObject;
 
+pub use location::{LocationError, S3Location, StoreLocation};
 pub use lock::WriterLock;
 pub use readers::LiveReader;
 

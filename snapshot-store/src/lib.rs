@@ -100,7 +100,8 @@ pub use retention::keep::{KeepReason, SnapshotInfo, Verdict};
 pub use retention::merge::{MergeReport, Merges};
 pub use retention::prune::{Amount, DEFAULT_READER_WAIT, PruneOptions, PruneReport, prune};
 pub use store::{
-    DEFAULT_CACHE_BYTES, LiveReader, LocationError, S3Location, Store, StoreLocation, StoreOptions, WriterLock,
+    CredentialsError, DEFAULT_CACHE_BYTES, LiveReader, LocationError, S3Credentials, S3Location, Store, StoreLocation,
+    StoreOptions, WriterLock, find_credentials,
 };
 pub use tracking::list::ListProvider;
 pub use tracking::ranges::RangeSet;

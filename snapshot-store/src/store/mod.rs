@@ -17,6 +17,7 @@
 
 pub(crate) mod cache;
 mod condemned;
+mod credentials;
 mod journal;
 mod location;
 mod lock;
@@ -54,6 +55,7 @@ use crate::os::file as fsio;
 use crate::store::cache::ByteLru;
 use crate::store::object::DataObject;
 
+pub use credentials::{CredentialsError, S3Credentials, find_credentials};
 pub use location::{LocationError, S3Location, StoreLocation};
 pub use lock::WriterLock;
 pub use readers::LiveReader;

@@ -80,6 +80,7 @@ mod write;
 
 pub use error::{Error, Result};
 pub use format::FormatVersion;
+pub use format::codec::{Decoder, Encoder};
 pub use format::config::StoreConfig;
 pub use format::policy::{
     BlockSize, DeltaMode, Percent, Policy, PolicyOverrides, format_size, parse_optional, parse_size,

@@ -1,8 +1,6 @@
 //! POSIX attributes as Windows sees them: file attribute bits, FILETIME times and file
 //! indexes. Platform-neutral (tested on every platform).
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use crate::view::{Attr, Kind};
 
 /// `FILE_ATTRIBUTE_READONLY`.
@@ -31,18 +29,10 @@ pub fn filetime(ns: i64) -> u64 {
     ticks.clamp(0, i128::from(u64::MAX)) as u64
 }
 
-/// A time in ns since the Unix epoch as a `SystemTime`.
-pub fn system_time(ns: i64) -> SystemTime {
-    if ns >= 0 {
-        UNIX_EPOCH + Duration::from_nanos(ns as u64)
-    } else {
-        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
 
     fn attr(kind: Kind, size: u64, blocks: u64) -> Attr {
         Attr {
@@ -73,6 +63,10 @@ mod tests {
         // The earliest ns time (1677) is after FILETIME's epoch.
         assert_eq!(filetime(i64::MIN), 24_211_015_631_452_241);
         assert_eq!(filetime(-100), FILETIME_UNIX_EPOCH - 1);
-        assert_eq!(system_time(-1_000_000_000), UNIX_EPOCH - Duration::from_secs(1));
+        let before = Attr {
+            mtime_ns: -1_000_000_000,
+            ..attr(Kind::File, 0, 0)
+        };
+        assert_eq!(before.mtime(), UNIX_EPOCH - Duration::from_secs(1));
     }
 }

@@ -17,7 +17,7 @@ use winapi::um::winnt::{
 };
 
 use super::access::{OpenOutcome, open_outcome};
-use super::attributes::{file_attributes, system_time};
+use super::attributes::file_attributes;
 use super::ntstatus::{self, NtStatus};
 use crate::error::ViewError;
 use crate::view::names::{from_windows_name, windows_name};
@@ -75,7 +75,7 @@ impl Handler {
     }
 
     fn info(a: &Attr) -> FileInfo {
-        let t = system_time(a.mtime_ns);
+        let t = a.mtime();
         FileInfo {
             attributes: file_attributes(a),
             creation_time: t,
@@ -155,19 +155,11 @@ impl<'c, 'h: 'c> FileSystemHandler<'c, 'h> for Handler {
             return Ok(0);
         }
         let want = (buffer.len() as u64).min(attr.size - offset).min(u64::from(u32::MAX)) as usize;
-        let mut got = 0;
-        while got < want {
-            match self.view.read(file, offset + got as u64, &mut buffer[got..want]) {
-                Ok(0) => {
-                    // Shorter than its size: never a silently cut copy.
-                    eprintln!("backup-fs mount: read of {}: ends before its size", text(file_name));
-                    return Err(ntstatus::STATUS_FILE_CORRUPT_ERROR);
-                }
-                Ok(n) => got += n,
-                Err(e) => return Err(self.fail("read of", file_name, &e)),
-            }
-        }
-        Ok(got as u32)
+        // A file shorter than its size is damage: never a silently cut copy.
+        self.view
+            .read_full(file, offset, &mut buffer[..want])
+            .map_err(|e| self.fail("read of", file_name, &e))?;
+        Ok(want as u32)
     }
 
     fn get_file_information(

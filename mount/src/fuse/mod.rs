@@ -13,7 +13,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use crate::view::OpenFile;
 use fuser::{
@@ -86,7 +86,7 @@ impl BackupFs {
     }
 
     fn attr(&self, a: &Attr) -> FileAttr {
-        let t = system_time(a.mtime_ns);
+        let t = a.mtime();
         FileAttr {
             ino: INodeNo(a.ino),
             size: a.size,
@@ -109,14 +109,6 @@ impl BackupFs {
 
 fn ttl(a: &Attr) -> Duration {
     if a.immutable { IMMUTABLE_TTL } else { LIVE_TTL }
-}
-
-fn system_time(ns: i64) -> SystemTime {
-    if ns >= 0 {
-        UNIX_EPOCH + Duration::from_nanos(ns as u64)
-    } else {
-        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
-    }
 }
 
 fn file_type(k: Kind) -> FileType {

@@ -43,6 +43,19 @@ pub struct Attr {
     pub content: Option<snapshot_store::VersionId>,
 }
 
+impl Attr {
+    /// The modification time as a `SystemTime` (before 1970 too).
+    pub fn mtime(&self) -> std::time::SystemTime {
+        let epoch = std::time::UNIX_EPOCH;
+        let ns = self.mtime_ns;
+        if ns >= 0 {
+            epoch + std::time::Duration::from_nanos(ns as u64)
+        } else {
+            epoch - std::time::Duration::from_nanos(ns.unsigned_abs())
+        }
+    }
+}
+
 /// Hard-link groups of one snapshot: group → (first entry, number of entries).
 pub(super) type LinkGroups = HashMap<u32, (u32, u32)>;
 

@@ -65,6 +65,24 @@ impl View {
         Ok(n)
     }
 
+    /// Fills `buf` from `file` at `offset` with [`View::read`]; the caller keeps the range
+    /// inside the file's size, so a file that ends sooner is damage, never a short answer.
+    pub fn read_full(&self, file: &OpenFile, offset: u64, buf: &mut [u8]) -> ViewResult<()> {
+        let mut got = 0;
+        while got < buf.len() {
+            match self.read(file, offset + got as u64, &mut buf[got..])? {
+                0 => {
+                    return Err(ViewError::Store(snapshot_store::Error::corrupt(
+                        self.describe(file.ino),
+                        format!("ends at {} of {} bytes", offset + got as u64, file.size()),
+                    )));
+                }
+                n => got += n,
+            }
+        }
+        Ok(())
+    }
+
     /// Catches up with a prune that ran since the last call: drops cached records (so reads go
     /// through the current ones), re-reads the snapshot list, and returns the snapshots that
     /// left the store. Long-running front ends call this about every half second, which also

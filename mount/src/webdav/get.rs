@@ -333,18 +333,8 @@ impl Iterator for Stream {
             }
             let want = (end - pos).min(CHUNK as u64) as usize;
             let mut buf = vec![0u8; want];
-            let mut got = 0;
-            while got < want {
-                match self.view.read(&self.file, pos + got as u64, &mut buf[got..]) {
-                    Ok(0) => {
-                        return Some(Err(crate::ViewError::Store(snapshot_store::Error::corrupt(
-                            "file",
-                            format!("ends at {} of {end} bytes", pos + got as u64),
-                        ))));
-                    }
-                    Ok(n) => got += n,
-                    Err(e) => return Some(Err(e)),
-                }
+            if let Err(e) = self.view.read_full(&self.file, pos, &mut buf) {
+                return Some(Err(e));
             }
             self.pos = Some(pos + want as u64);
             return Some(Ok(Bytes::from(buf)));

@@ -13,7 +13,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::body::{self, Body};
 use super::href::{self, Client};
 use super::propfind::{self, Item};
-use super::resolve::{children, resolve};
+use super::resolve::resolve;
 use super::status::status_of;
 use super::{Credentials, get, html};
 use crate::error::ViewError;
@@ -170,7 +170,7 @@ async fn get_or_head(ctx: Arc<Ctx>, req: Request<Incoming>, client: Client) -> R
             Target::Answer(r) => return r,
         };
         if attr.kind == Kind::Dir {
-            let entries = match children(&view, &attr) {
+            let entries = match view.shown_children(&attr) {
                 Ok(e) => e,
                 Err(e) => return error_response(&e, "listing of", &describe(&path)),
             };
@@ -221,7 +221,7 @@ async fn propfind(ctx: Arc<Ctx>, req: Request<Incoming>, client: Client) -> Resp
         };
         let dir = attr.kind == Kind::Dir;
         let entries = if depth == 1 && dir {
-            match children(&view, &attr) {
+            match view.shown_children(&attr) {
                 Ok(e) => e,
                 Err(e) => return error_response(&e, "listing of", &describe(&path)),
             }

@@ -34,7 +34,7 @@ pub(super) fn index(path: &[Vec<u8>], entries: &[(Vec<u8>, Attr)], client: Clien
         );
     }
     let mut sorted: Vec<&(Vec<u8>, Attr)> = entries.iter().collect();
-    sorted.sort_by_key(|(n, a)| (a.kind != Kind::Dir, n.clone()));
+    sorted.sort_by(|(n, a), (m, b)| (a.kind != Kind::Dir, n).cmp(&(b.kind != Kind::Dir, m)));
     for (name, a) in sorted {
         let dir = a.kind == Kind::Dir;
         let mut full = path.to_vec();

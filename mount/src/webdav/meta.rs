@@ -33,9 +33,7 @@ pub(super) fn http_date(a: &Attr) -> String {
 /// `creationdate`: RFC 3339 (a backup keeps no birth time: the modification time).
 pub(super) fn rfc3339(a: &Attr) -> String {
     let secs = modified(a).duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    jiff::Timestamp::from_second(secs as i64)
-        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+    snapshot_store::rfc3339(secs as i64 * 1_000_000_000)
 }
 
 /// The content type a file's name suggests; directories have none.

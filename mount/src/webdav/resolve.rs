@@ -46,8 +46,3 @@ pub(super) fn resolve(view: &View, path: &[Vec<u8>]) -> ViewResult<Option<Attr>>
         _ => view.resolve(path),
     }
 }
-
-/// The shown entries of directory `dir`.
-pub(super) fn children(view: &View, dir: &Attr) -> ViewResult<Vec<(Vec<u8>, Attr)>> {
-    view.shown_children(dir)
-}

@@ -8,18 +8,20 @@
 //! write it: another user could otherwise make a mount list false attributes.
 //!
 //! ```text
-//! "BKFSvidx" | version u32 | store id [16] | payload length u64 | blake3(payload) [32] | payload
-//! payload: snapshots u32, each: id length u16, id, manifest size u64, manifest mtime i64
-//!          nodes u32, each: name length u32, name, parent u32, dir u8, seen i64, runs u32, each:
+//! "BKFSvidx" | version u32 (2) | store id [16] | payload length u64 | blake3(payload) [32] | payload
+//! payload: snapshots n, each: id str, manifest size u64, manifest mtime i64
+//!          nodes n, each: name bytes, parent u32, dir u8, seen i64, runs n, each:
 //!            first u32, last u32, content [32], inode entry u32, size u64, blocks u64,
 //!            perm u16, nlink u32, uid u32, gid u32, mtime i64
 //! ```
-//! All integers little-endian. Nodes are in number order (their inodes) and parents come first.
+//! Written with the store's own codec ([`Encoder`]): integers little-endian, `n` a LEB128
+//! count, `bytes` and `str` a LEB128 length and the bytes. Nodes are in number order (their
+//! inodes) and parents come first.
 
 use std::io;
 use std::path::Path;
 
-use snapshot_store::{SnapshotId, Store, VersionId};
+use snapshot_store::{Decoder, Encoder, SnapshotId, Store};
 
 use super::{Node, Run, Tree};
 use crate::view::View;
@@ -27,7 +29,7 @@ use crate::view::attr::{Attr, Kind};
 use crate::view::inode::ino_of;
 
 const MAGIC: &[u8; 8] = b"BKFSvidx";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 /// A manifest file's size and modification time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -50,108 +52,56 @@ pub(super) fn stamp(store: &Store, id: &SnapshotId) -> Option<Stamp> {
     })
 }
 
-struct Writer(Vec<u8>);
-
-impl Writer {
-    fn u8(&mut self, v: u8) {
-        self.0.push(v);
-    }
-    fn u16(&mut self, v: u16) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    fn u32(&mut self, v: u32) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    fn u64(&mut self, v: u64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    fn i64(&mut self, v: i64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    fn bytes(&mut self, v: &[u8]) {
-        self.0.extend_from_slice(v);
-    }
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Some(a)
-    }
-    fn u8(&mut self) -> Option<u8> {
-        Some(self.take(1)?[0])
-    }
-    fn u16(&mut self) -> Option<u16> {
-        Some(u16::from_le_bytes(self.take(2)?.try_into().ok()?))
-    }
-    fn u32(&mut self) -> Option<u32> {
-        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
-    }
-    fn u64(&mut self) -> Option<u64> {
-        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
-    fn i64(&mut self) -> Option<i64> {
-        Some(i64::from_le_bytes(self.take(8)?.try_into().ok()?))
-    }
-}
-
 fn encode(tree: &Tree) -> Vec<u8> {
-    let mut w = Writer(Vec::new());
-    w.u32(tree.folded.len() as u32);
+    let mut e = Encoder::new();
+    e.varint(tree.folded.len() as u64);
     for (id, st) in tree.folded.iter().zip(&tree.stamps) {
-        w.u16(id.as_str().len() as u16);
-        w.bytes(id.as_str().as_bytes());
-        w.u64(st.size);
-        w.i64(st.mtime_ns);
+        e.str(id.as_str());
+        e.u64(st.size);
+        e.i64(st.mtime_ns);
     }
-    w.u32(tree.nodes.len() as u32);
+    e.varint(tree.nodes.len() as u64);
     for n in &tree.nodes {
-        w.u32(n.name.len() as u32);
-        w.bytes(&n.name);
-        w.u32(n.parent);
-        w.u8(u8::from(n.dir));
-        w.i64(n.seen_ns);
-        w.u32(n.runs.len() as u32);
+        e.bytes(&n.name);
+        e.u32(n.parent);
+        e.u8(u8::from(n.dir));
+        e.i64(n.seen_ns);
+        e.varint(n.runs.len() as u64);
         for r in &n.runs {
             let a = &r.attr;
-            w.u32(r.first);
-            w.u32(r.last);
-            w.bytes(&r.content.0);
-            w.u32(a.ino as u32);
-            w.u64(a.size);
-            w.u64(a.blocks);
-            w.u16(a.perm);
-            w.u32(a.nlink);
-            w.u32(a.uid);
-            w.u32(a.gid);
-            w.i64(a.mtime_ns);
+            e.u32(r.first);
+            e.u32(r.last);
+            e.version_id(&r.content);
+            e.u32(a.ino as u32);
+            e.u64(a.size);
+            e.u64(a.blocks);
+            e.u16(a.perm);
+            e.u32(a.nlink);
+            e.u32(a.uid);
+            e.u32(a.gid);
+            e.i64(a.mtime_ns);
         }
     }
-    w.0
+    e.into_bytes()
 }
 
 /// Writes `tree` to `file` (through a temporary file and a rename: a reader sees the old index
 /// or the new one).
 pub(super) fn save(tree: &Tree, store: &Store, file: &Path) -> io::Result<()> {
     let payload = encode(tree);
-    let mut out = Writer(Vec::with_capacity(payload.len() + 68));
-    out.bytes(MAGIC);
+    let mut out = Encoder::new();
+    out.raw(MAGIC);
     out.u32(VERSION);
-    out.bytes(&store.config().store_id);
+    out.raw(&store.config().store_id);
     out.u64(payload.len() as u64);
-    out.bytes(blake3::hash(&payload).as_bytes());
-    out.bytes(&payload);
+    out.raw(blake3::hash(&payload).as_bytes());
+    out.raw(&payload);
+    let out = out.into_bytes();
     if let Some(dir) = file.parent() {
         private_dir(dir)?;
     }
     let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-    write_private(&tmp, &out.0)?;
+    write_private(&tmp, &out)?;
     std::fs::rename(&tmp, file).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
@@ -217,60 +167,71 @@ pub(super) fn load(view: &View, tree: &mut Tree, file: &Path, listed: &[Snapshot
 }
 
 fn decode(view: &View, tree: &mut Tree, bytes: &[u8], listed: &[SnapshotId]) -> Option<()> {
-    let mut r = Reader(bytes);
-    if r.take(8)? != MAGIC || r.u32()? != VERSION || r.take(16)? != view.store.config().store_id {
+    let mut r = Decoder::new(bytes, "versions index");
+    if r.take(8).ok()? != MAGIC || r.u32().ok()? != VERSION || r.take(16).ok()? != view.store.config().store_id {
         return None;
     }
-    let len = usize::try_from(r.u64()?).ok()?;
-    let sum = r.take(32)?;
-    let payload = r.take(len)?;
-    if blake3::hash(payload).as_bytes() != sum || !r.0.is_empty() {
+    let len = usize::try_from(r.u64().ok()?).ok()?;
+    let sum = r.take(32).ok()?;
+    let payload = r.take(len).ok()?;
+    if blake3::hash(payload).as_bytes() != sum || r.finish().is_err() {
         return None;
     }
-    let mut r = Reader(payload);
-    let folded_len = r.u32()? as usize;
+    decode_payload(view, tree, &mut Decoder::new(payload, "versions index"), listed).ok()?
+}
+
+/// The payload into `tree`: `Ok(None)` when it does not describe this store's snapshots now.
+fn decode_payload(
+    view: &View,
+    tree: &mut Tree,
+    r: &mut Decoder<'_>,
+    listed: &[SnapshotId],
+) -> snapshot_store::Result<Option<()>> {
+    // Smallest encodings: a snapshot 37 bytes, a node 15, a run 82.
+    let folded_len = r.count(37)?;
     if folded_len > listed.len() {
-        return None;
+        return Ok(None);
     }
     let mut folded = Vec::with_capacity(folded_len);
     let mut stamps = Vec::with_capacity(folded_len);
     let mut numbers = Vec::with_capacity(folded_len);
     for want in &listed[..folded_len] {
-        let n = r.u16()? as usize;
-        let id = SnapshotId::parse(std::str::from_utf8(r.take(n)?).ok()?)?;
+        let id = SnapshotId::parse(r.str()?);
         let st = Stamp {
             size: r.u64()?,
             mtime_ns: r.i64()?,
         };
+        let (Some(id), Some(number)) = (id, view.number(want)) else {
+            return Ok(None);
+        };
         if id != *want || stamp(&view.store, &id) != Some(st) {
-            return None;
+            return Ok(None);
         }
-        numbers.push(view.number(&id)?);
+        numbers.push(number);
         folded.push(id);
         stamps.push(st);
     }
-    let node_count = r.u32()? as usize;
-    // A node takes at least 21 bytes: the count cannot ask for more room than the payload has.
-    let mut nodes: Vec<Node> = Vec::with_capacity(node_count.min(r.0.len() / 21));
+    let node_count = r.count(15)?;
+    let mut nodes: Vec<Node> = Vec::with_capacity(node_count);
     for i in 0..node_count {
-        let n = r.u32()? as usize;
-        let name = r.take(n)?.to_vec();
+        let name = r.bytes()?.to_vec();
         let parent = r.u32()?;
         if (i > 0 && parent as usize >= i) || (i == 0 && parent != 0) {
-            return None;
+            return Ok(None);
         }
         let mut node = Node::new(&name, parent);
         node.dir = r.u8()? != 0;
         node.seen_ns = r.i64()?;
-        let runs = r.u32()? as usize;
-        for _ in 0..runs {
+        for _ in 0..r.count(82)? {
             let first = r.u32()?;
             let last = r.u32()?;
-            let content = VersionId(r.take(32)?.try_into().ok()?);
+            let content = r.version_id()?;
             let owner = r.u32()?;
-            let snap = *numbers.get(first as usize)?;
+            let Some(&snap) = numbers.get(first as usize) else {
+                return Ok(None);
+            };
             if last < first || last as usize >= folded_len {
-                return None;
+                return Ok(None);
             }
             let attr = Attr {
                 ino: ino_of(snap, owner),
@@ -294,16 +255,17 @@ fn decode(view: &View, tree: &mut Tree, bytes: &[u8], listed: &[SnapshotId]) -> 
                 attr,
             });
         }
-        if i > 0 {
-            nodes[parent as usize].children.insert(name.into(), i as u32);
+        if let Some(p) = nodes.get_mut(parent as usize).filter(|_| i > 0) {
+            p.children.insert(name.into(), i as u32);
         }
         nodes.push(node);
     }
-    if !r.0.is_empty() || nodes.is_empty() {
-        return None;
+    r.finish()?;
+    if nodes.is_empty() {
+        return Ok(None);
     }
     tree.folded = folded;
     tree.stamps = stamps;
     tree.nodes = nodes;
-    Some(())
+    Ok(Some(()))
 }

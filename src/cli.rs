@@ -9,18 +9,74 @@ use snapshot_store::{BlockSize, DeltaMode, KeepRules, Percent, PolicyOverrides, 
 #[derive(Debug, Parser)]
 #[command(name = "backup-fs", version, about, long_about = None)]
 pub struct Cli {
-    /// The store directory.
-    #[arg(long, global = true, env = "BACKUP_FS_STORE", value_name = "DIR")]
+    /// The store: a directory, or a bucket prefix of an S3-compatible object store,
+    /// s3:https://HOST[:PORT]/BUCKET[/PREFIX] (credentials from AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_REGION or the AWS config files).
+    #[arg(long, global = true, env = "BACKUP_FS_STORE", value_name = "STORE")]
     pub store: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+
     /// Where to keep data that can be rebuilt from the store (the versions index of mounts and
-    /// servers); default: $XDG_CACHE_HOME/backup-fs (~/.cache/backup-fs; on Windows
+    /// servers; for a store in an object store, its upload spool and local state); default: $XDG_CACHE_HOME/backup-fs (~/.cache/backup-fs; on Windows
     /// %LOCALAPPDATA%\backup-fs). Safe to delete at any time.
     #[arg(long, global = true, env = "BACKUP_FS_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How to reach a store in an object store (ignored for a directory).
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// Requests to the object store in flight at once (uploads, parallel reads).
+    #[arg(long, global = true, value_name = "N", default_value_t = snapshot_store::DEFAULT_CONNECTIONS, env = "BACKUP_FS_CONNECTIONS")]
+    pub connections: usize,
+    /// Send the store over plain http to a host other than loopback (unencrypted: anyone on
+    /// the path can read and change it).
+    #[arg(long, global = true)]
+    pub allow_http: bool,
+    /// Bucket addressing: `auto` (virtual-host for AWS, path-style elsewhere), `path`
+    /// (HOST/BUCKET) or `virtual` (BUCKET.HOST).
+    #[arg(long, global = true, value_enum, value_name = "STYLE", default_value_t = AddressingArg::Auto)]
+    pub s3_addressing: AddressingArg,
+    /// Write to a server that ignores conditional writes (If-None-Match, If-Match), which the
+    /// writer lock and the commit rely on: safe only while the store never has two writers.
+    #[arg(long, global = true)]
+    pub unsafe_no_conditional_writes: bool,
+    /// Attempts after the first for an object-store request that failed in a way a retry may
+    /// mend (dropped connection, throttling, server error).
+    #[arg(
+        long,
+        global = true,
+        value_name = "N",
+        default_value_t = 6,
+        env = "BACKUP_FS_RETRIES"
+    )]
+    pub retries: u32,
+    /// Seconds the writer lock of a remote store stays valid without a refresh.
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECS",
+        default_value_t = 120,
+        env = "BACKUP_FS_LOCK_TTL",
+        hide = true
+    )]
+    pub lock_ttl: u64,
+}
+
+/// Bucket addressing of an S3 store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AddressingArg {
+    /// Virtual-host for AWS endpoints, path-style for others.
+    Auto,
+    /// `HOST/BUCKET/KEY`.
+    Path,
+    /// `BUCKET.HOST/KEY`.
+    Virtual,
 }
 
 /// Arguments of `mount`.
@@ -94,8 +150,12 @@ pub enum XattrsArg {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a store; the policy given becomes its default.
+    /// Create a store (a new or empty directory, or an empty bucket prefix); the policy given
+    /// becomes its default.
     Init {
+        /// Create the bucket of an S3 store if it does not exist.
+        #[arg(long)]
+        create_bucket: bool,
         #[command(flatten)]
         policy: PolicyArgs,
         #[command(flatten)]

@@ -18,6 +18,24 @@ pub const EXIT_PARTIAL: u8 = 3;
 /// fanotify pre-content events for `track`).
 pub const EXIT_UNAVAILABLE: u8 = 4;
 
+/// Exit statuses of failures to reach or recognise a store, one each, for scripts:
+/// credentials missing or refused.
+pub const EXIT_CREDENTIALS: u8 = 10;
+/// The object store's endpoint cannot be reached.
+pub const EXIT_UNREACHABLE: u8 = 11;
+/// The bucket does not exist.
+pub const EXIT_NO_BUCKET: u8 = 12;
+/// The directory or bucket prefix is not a store.
+pub const EXIT_NOT_A_STORE: u8 = 13;
+/// The store was written by a newer backup-fs.
+pub const EXIT_NEWER_FORMAT: u8 = 14;
+/// The object store kept throttling requests through every retry.
+pub const EXIT_THROTTLED: u8 = 15;
+/// The object store kept failing, or answered what an S3 server should not.
+pub const EXIT_SERVER: u8 = 16;
+/// Another writer took the remote store's writer lock over; nothing was committed.
+pub const EXIT_LOCK_LOST: u8 = 17;
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     match commands::run(cli) {
@@ -27,7 +45,7 @@ fn main() -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             eprint!("{}", report(&err));
-            ExitCode::FAILURE
+            ExitCode::from(exit_status(&err))
         }
     }
 }
@@ -50,6 +68,28 @@ fn report(err: &anyhow::Error) -> String {
         last = text;
     }
     out
+}
+
+/// The exit status of a failed command: the one its store error has, else 1.
+fn exit_status(err: &anyhow::Error) -> u8 {
+    use snapshot_store::{Error, RemoteFailure};
+    let Some(e) = err.chain().find_map(|e| e.downcast_ref::<Error>()) else {
+        return 1;
+    };
+    match e {
+        Error::Credentials(_) => EXIT_CREDENTIALS,
+        Error::NotAStore { .. } => EXIT_NOT_A_STORE,
+        Error::UnsupportedVersion { .. } => EXIT_NEWER_FORMAT,
+        Error::LockLost { .. } => EXIT_LOCK_LOST,
+        Error::Remote { kind, .. } => match kind {
+            RemoteFailure::Denied => EXIT_CREDENTIALS,
+            RemoteFailure::Unreachable => EXIT_UNREACHABLE,
+            RemoteFailure::NoSuchBucket => EXIT_NO_BUCKET,
+            RemoteFailure::Throttled => EXIT_THROTTLED,
+            _ => EXIT_SERVER,
+        },
+        _ => 1,
+    }
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

@@ -31,6 +31,7 @@ impl ProgressView {
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
+            let mut upload = UploadRate::default();
             while !flag.load(Ordering::Relaxed) {
                 let total = WriteProgress::get(&progress.bytes_total);
                 if total == 0 {
@@ -42,10 +43,11 @@ impl ProgressView {
                     bar.set_length(total);
                     bar.set_position(WriteProgress::get(&progress.bytes_done).min(total));
                     bar.set_message(format!(
-                        "files {}/{}  {}",
+                        "files {}/{}  {}{}",
                         WriteProgress::get(&progress.files_done),
                         WriteProgress::get(&progress.files_total),
-                        progress.current.lock()
+                        progress.current.lock(),
+                        upload.line(&progress)
                     ));
                 }
                 bar.tick();
@@ -57,6 +59,37 @@ impl ProgressView {
             stop,
             thread: Some(thread),
         }
+    }
+}
+
+/// The upload line of a write to a remote store: bytes acknowledged of those queued, the rate
+/// since the first byte was queued, and the time left at that rate.
+#[derive(Default)]
+struct UploadRate {
+    since: Option<std::time::Instant>,
+}
+
+impl UploadRate {
+    fn line(&mut self, progress: &WriteProgress) -> String {
+        let queued = WriteProgress::get(&progress.upload.queued);
+        if queued == 0 {
+            return String::new();
+        }
+        let sent = WriteProgress::get(&progress.upload.sent);
+        let since = *self.since.get_or_insert_with(std::time::Instant::now);
+        let secs = since.elapsed().as_secs_f64().max(0.001);
+        let rate = sent as f64 / secs;
+        let left = if rate > 0.0 {
+            format!("{:.0}s", (queued - sent.min(queued)) as f64 / rate)
+        } else {
+            "?".into()
+        };
+        format!(
+            "\n  uploaded {} of {} ({}/s, ETA {left})",
+            indicatif::HumanBytes(sent),
+            indicatif::HumanBytes(queued),
+            indicatif::HumanBytes(rate as u64)
+        )
     }
 }
 

@@ -167,12 +167,109 @@ pub enum Error {
         /// Why that stops the prune.
         reason: String,
     },
+    /// A request to the object store holding the store failed (after retries where a retry
+    /// could help).
+    #[error("{what}: {reason}")]
+    Remote {
+        /// The request and the store file it was about, e.g. `GET s3:…/snapshots/2026-…`.
+        what: String,
+        /// What kind of failure it was.
+        kind: RemoteFailure,
+        /// What the server or the network said.
+        reason: String,
+    },
+    /// No credentials for an object store were found, or they are incomplete.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    /// A store in an object store needs a local directory for its spool and cache.
+    #[error(
+        "store {store} is remote and needs a local cache directory for its spool: give --cache-dir DIR \
+         or set BACKUP_FS_CACHE_DIR (or HOME)"
+    )]
+    NoCacheDir {
+        /// The store.
+        store: String,
+    },
+    /// This process lost the writer lock of a remote store (another writer took it over after
+    /// its refreshes failed), so it committed nothing.
+    #[error("lost the writer lock of store {store}: {reason}; nothing was committed")]
+    LockLost {
+        /// The store.
+        store: String,
+        /// How it was lost.
+        reason: String,
+    },
+    /// Something this build does not do yet for a store in an object store.
+    #[error(
+        "{what} is not supported yet for stores in an object store ({store}); nothing was changed \
+         (copy the store to a directory to use it there)"
+    )]
+    NotForRemoteStores {
+        /// What was asked, e.g. "prune".
+        what: &'static str,
+        /// The store.
+        store: String,
+    },
     /// A part of backup-fs failed in a way it never should (a bug); nothing was stored.
     #[error("internal error: {what}; nothing was stored (please report this)")]
     Internal {
         /// What failed.
         what: String,
     },
+}
+
+/// Why no credentials were found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CredentialsError {
+    /// Nothing anywhere.
+    #[error(
+        "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give profile {profile:?} \
+         aws_access_key_id and aws_secret_access_key in {}",
+        files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" or ")
+    )]
+    Missing {
+        /// The profile looked for.
+        profile: String,
+        /// The files looked in.
+        files: Vec<PathBuf>,
+    },
+    /// One of the two keys without the other.
+    #[error("{found} is set but {missing} is not")]
+    Half {
+        /// What was found (a variable, or a file and key).
+        found: String,
+        /// What is missing.
+        missing: String,
+    },
+    /// A file that cannot be read (other than missing).
+    #[error("cannot read {}: {why}", path.display())]
+    Unreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+}
+
+/// The kinds of [`Error::Remote`], each with its own exit code at the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RemoteFailure {
+    /// The endpoint cannot be reached (refused, no such host, timed out, connection dropped).
+    Unreachable,
+    /// The server refused the credentials or the request (403): wrong keys, clock skew, no
+    /// permission.
+    Denied,
+    /// The bucket does not exist.
+    NoSuchBucket,
+    /// The server kept asking to slow down (429, 503 SlowDown) through every retry.
+    Throttled,
+    /// The server kept failing (5xx) through every retry.
+    Server,
+    /// The server answered something an S3 server should not (bad status, unparsable body,
+    /// wrong length, ignored conditions).
+    Protocol,
 }
 
 impl Error {

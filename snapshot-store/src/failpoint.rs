@@ -41,6 +41,8 @@ pub(crate) enum Point {
     JournalRename,
     /// After a merge's new objects are committed, before its records are replaced.
     MergeObjects,
+    /// After each part of a multipart upload to an object store is acknowledged.
+    PartUploaded,
 }
 
 /// What an armed point does.

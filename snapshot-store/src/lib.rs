@@ -78,7 +78,7 @@ mod testdata;
 mod tracking;
 mod write;
 
-pub use error::{Error, Result};
+pub use error::{Error, RemoteFailure, Result};
 pub use format::FormatVersion;
 pub use format::codec::{Decoder, Encoder};
 pub use format::config::StoreConfig;
@@ -101,8 +101,8 @@ pub use retention::keep::{KeepReason, SnapshotInfo, Verdict};
 pub use retention::merge::{MergeReport, Merges};
 pub use retention::prune::{Amount, DEFAULT_READER_WAIT, PruneOptions, PruneReport, prune};
 pub use store::{
-    CredentialsError, DEFAULT_CACHE_BYTES, LiveReader, LocationError, S3Credentials, S3Location, Store, StoreLocation,
-    StoreOptions, WriterLock, find_credentials,
+    CredentialsError, DEFAULT_CACHE_BYTES, DEFAULT_CONNECTIONS, LiveReader, LocationError, RemoteOptions, RemoteStats,
+    S3Credentials, S3Location, Store, StoreLocation, StoreOptions, UploadProgress, WriterLock, find_credentials,
 };
 pub use tracking::list::ListProvider;
 pub use tracking::ranges::RangeSet;

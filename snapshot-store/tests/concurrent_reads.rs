@@ -48,7 +48,14 @@ fn many_threads_read_random_ranges_of_many_versions() {
         versions.push((s.snapshot, data.clone()));
     }
     // A small cache forces evictions while threads read.
-    let reader_store = Store::open_with(&dir.path().join("store"), StoreOptions { cache_bytes: 1 << 20 }).unwrap();
+    let reader_store = Store::open_with(
+        &dir.path().join("store"),
+        StoreOptions {
+            cache_bytes: 1 << 20,
+            ..StoreOptions::default()
+        },
+    )
+    .unwrap();
     let readers: Vec<(FileReader, Arc<Vec<u8>>)> = versions
         .iter()
         .map(|(id, bytes)| {

@@ -14,26 +14,33 @@ mod track;
 mod verify;
 mod write;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use snapshot_store::Store;
+use snapshot_store::{RemoteOptions, Store, StoreLocation, StoreOptions};
 
-use crate::cli::{Cli, Command};
+use crate::cli::{AddressingArg, Cli, Command, RemoteArgs};
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<ExitCode> {
-    let store_dir = cli.store;
     let cache_dir = cli.cache_dir.or_else(default_cache_dir);
+    let store_dir = StoreArg {
+        given: cli.store,
+        allow_http: cli.remote.allow_http,
+        options: store_options(&cli.remote, cache_dir.clone()),
+    };
+    let store_dir = &store_dir;
     match cli.command {
         Command::Init {
+            create_bucket,
             policy,
             keep,
             retention,
-        } => init::run(&store_path(store_dir)?, &policy, &keep, &retention),
+        } => init::run(store_dir, create_bucket, &policy, &keep, &retention),
         Command::Write {
             source,
             policy,
@@ -43,7 +50,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             verify_sample,
             time,
         } => write::run(
-            &open(store_dir)?,
+            &store_dir.open()?,
             &source,
             &policy,
             write::Tracking {
@@ -64,7 +71,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             json,
             no_wait,
         } => forget::run(
-            &open(store_dir)?,
+            &store_dir.open()?,
             &forget::Args {
                 snapshots: &snapshots,
                 keep: &keep,
@@ -74,18 +81,18 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
                 wait: !no_wait,
             },
         ),
-        Command::Prune { dry_run, json, no_wait } => prune::run(&open(store_dir)?, dry_run, json, !no_wait),
-        Command::Policy { action } => policy::run(&open(store_dir)?, &action),
-        Command::List { json } => list::run(&open_reader(store_dir)?, json),
-        Command::Log { path, json } => log::run(&open_reader(store_dir)?, &path, json),
-        Command::Cat { snapshot, path } => cat::run(&open_reader(store_dir)?, &snapshot, &path),
+        Command::Prune { dry_run, json, no_wait } => prune::run(&store_dir.open()?, dry_run, json, !no_wait),
+        Command::Policy { action } => policy::run(&store_dir.open()?, &action),
+        Command::List { json } => list::run(&store_dir.open_reader()?, json),
+        Command::Log { path, json } => log::run(&store_dir.open_reader()?, &path, json),
+        Command::Cat { snapshot, path } => cat::run(&store_dir.open_reader()?, &snapshot, &path),
         Command::Restore { snapshot, target, path } => {
-            restore::run(&open_reader(store_dir)?, &snapshot, &target, path.as_deref())
+            restore::run(&store_dir.open_reader()?, &snapshot, &target, path.as_deref())
         }
-        Command::Verify { read_data, json } => verify::run(&open_reader(store_dir)?, read_data, json),
-        Command::Track { source } => track::run(&open(store_dir)?, &source),
-        Command::Mount(args) => mount::run(&store_path(store_dir)?, &args, cache_dir.as_deref()),
-        Command::Serve(args) => serve::run(&store_path(store_dir)?, &args, cache_dir.as_deref()),
+        Command::Verify { read_data, json } => verify::run(&store_dir.open_reader()?, read_data, json),
+        Command::Track { source } => track::run(&store_dir.open()?, &source),
+        Command::Mount(args) => mount::run(store_dir, &args, cache_dir.as_deref()),
+        Command::Serve(args) => serve::run(store_dir, &args, cache_dir.as_deref()),
     }
 }
 
@@ -113,49 +120,107 @@ fn default_cache_dir() -> Option<PathBuf> {
     base.map(|b| b.join("backup-fs"))
 }
 
-fn store_path(dir: Option<PathBuf>) -> Result<PathBuf> {
-    let dir = dir.ok_or_else(|| anyhow!("no store given: pass --store DIR or set BACKUP_FS_STORE"))?;
-    let Some(text) = dir.to_str() else {
-        return Ok(dir);
-    };
-    match snapshot_store::StoreLocation::parse(text, false)? {
-        snapshot_store::StoreLocation::Local(_) => Ok(dir),
-        snapshot_store::StoreLocation::S3(at) => anyhow::bail!(
-            "store {at} is an S3 location (bucket {} at {}); this build of backup-fs keeps stores \
-             in local directories only",
-            at.bucket,
-            at.endpoint()
-        ),
+/// The store the command line names, and how to open it.
+pub struct StoreArg {
+    /// `--store` or `BACKUP_FS_STORE`.
+    given: Option<PathBuf>,
+    /// `--allow-http`.
+    allow_http: bool,
+    /// Options for opening it.
+    options: StoreOptions,
+}
+
+/// The store options the remote arguments and the cache directory give.
+fn store_options(remote: &RemoteArgs, cache_dir: Option<PathBuf>) -> StoreOptions {
+    StoreOptions {
+        cache_dir,
+        remote: RemoteOptions {
+            connections: remote.connections.max(1),
+            retries: remote.retries,
+            virtual_host: match remote.s3_addressing {
+                AddressingArg::Auto => None,
+                AddressingArg::Path => Some(false),
+                AddressingArg::Virtual => Some(true),
+            },
+            lock_ttl: Duration::from_secs(remote.lock_ttl.max(1)),
+            unsafe_no_conditional_writes: remote.unsafe_no_conditional_writes,
+            ..RemoteOptions::default()
+        },
+        ..StoreOptions::default()
     }
 }
 
-/// Opens the store named on the command line.
-pub fn open(dir: Option<PathBuf>) -> Result<Store> {
-    let dir = store_path(dir)?;
-    Store::open(&dir).with_context(|| format!("cannot open store {}", dir.display()))
-}
-
-/// Opens the store at `dir` for a long-running reader (mount, serve) with `cache_size` bytes of
-/// decoded data kept in memory.
-pub fn open_serving(dir: &std::path::Path, cache_size: u64) -> Result<Store> {
-    let opts = snapshot_store::StoreOptions {
-        cache_bytes: usize::try_from(cache_size).unwrap_or(usize::MAX),
-    };
-    Store::open_with(dir, opts).with_context(|| format!("cannot open store {}", dir.display()))
-}
-
-/// Opens the store named on the command line and registers this process as a reader, so that
-/// a prune running meanwhile keeps what it reads.
-pub fn open_reader(dir: Option<PathBuf>) -> Result<Store> {
-    let store = open(dir)?;
-    if let Err(e) = store.register_reader() {
-        // Reading goes on unregistered: a prune then keeps what it needs only for its grace period.
-        eprintln!(
-            "backup-fs: note: cannot register as a reader of {} ({e}); a prune running meanwhile may remove what this reads after its grace period",
-            store.root().display()
-        );
+impl StoreArg {
+    /// Where the store is.
+    pub fn location(&self) -> Result<StoreLocation> {
+        let dir =
+            (self.given.as_ref()).ok_or_else(|| anyhow!("no store given: pass --store DIR or set BACKUP_FS_STORE"))?;
+        let Some(text) = dir.to_str() else {
+            return Ok(StoreLocation::Local(dir.clone()));
+        };
+        Ok(StoreLocation::parse(text, self.allow_http)?)
     }
-    Ok(store)
+
+    /// The store's name in messages.
+    pub fn describe(&self) -> String {
+        match self.location() {
+            Ok(StoreLocation::Local(dir)) => dir.display().to_string(),
+            Ok(StoreLocation::S3(at)) => at.to_string(),
+            Err(_) => self.given.as_deref().unwrap_or(Path::new("")).display().to_string(),
+        }
+    }
+
+    /// The options to open it with.
+    pub fn options(&self) -> StoreOptions {
+        self.options.clone()
+    }
+
+    /// Opens the store.
+    pub fn open(&self) -> Result<Store> {
+        self.open_with(self.options())
+    }
+
+    fn open_with(&self, options: StoreOptions) -> Result<Store> {
+        let location = self.location()?;
+        Store::open_at(&location, options).with_context(|| format!("cannot open store {}", self.describe()))
+    }
+
+    /// Opens the store for a long-running reader (mount, serve) with `cache_size` bytes of
+    /// decoded data kept in memory.
+    pub fn open_serving(&self, cache_size: u64) -> Result<Store> {
+        self.open_with(StoreOptions {
+            cache_bytes: usize::try_from(cache_size).unwrap_or(usize::MAX),
+            ..self.options()
+        })
+    }
+
+    /// Opens the store and registers this process as a reader, so that a prune running
+    /// meanwhile keeps what it reads.
+    pub fn open_reader(&self) -> Result<Store> {
+        let store = self.open()?;
+        if let Err(e) = store.register_reader() {
+            // Reading goes on unregistered: a prune then keeps what it needs only for its grace period.
+            eprintln!(
+                "backup-fs: note: cannot register as a reader of {} ({e}); a prune running meanwhile may remove what this reads after its grace period",
+                store.location()
+            );
+        }
+        Ok(store)
+    }
+}
+
+/// The `remote` object of `--json` reports: requests by kind, body bytes each way, retries.
+pub fn remote_json(r: &snapshot_store::RemoteStats) -> serde_json::Value {
+    serde_json::json!({
+        "list": r.list,
+        "head": r.head,
+        "get": r.get,
+        "put": r.put,
+        "delete": r.delete,
+        "bytes_up": r.bytes_up,
+        "bytes_down": r.bytes_down,
+        "retries": r.retries,
+    })
 }
 
 /// A snapshot path argument as bytes (`/` separated, relative to the snapshot root).

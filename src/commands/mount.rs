@@ -8,7 +8,7 @@ use anyhow::Result;
 use crate::cli::MountArgs;
 
 #[cfg(any(target_os = "linux", target_os = "macos", target_os = "freebsd"))]
-pub fn run(store_dir: &Path, args: &MountArgs, cache_dir: Option<&Path>) -> Result<ExitCode> {
+pub fn run(store_dir: &super::StoreArg, args: &MountArgs, cache_dir: Option<&Path>) -> Result<ExitCode> {
     use anyhow::Context;
     use mount::{MountError, MountOptions, XattrPolicy};
 
@@ -18,7 +18,7 @@ pub fn run(store_dir: &Path, args: &MountArgs, cache_dir: Option<&Path>) -> Resu
     if !cfg!(target_os = "macos") && (args.noappledouble || args.noapplexattr) {
         anyhow::bail!("--noappledouble and --noapplexattr are macFUSE options: macOS only");
     }
-    let store = super::open_serving(store_dir, args.cache_size)?;
+    let store = store_dir.open_serving(args.cache_size)?;
     let snapshots = store.snapshot_ids()?.len();
     let opts = MountOptions {
         threads: args.threads,
@@ -44,7 +44,7 @@ pub fn run(store_dir: &Path, args: &MountArgs, cache_dir: Option<&Path>) -> Resu
     let at = mounted.path().display().to_string();
     eprintln!(
         "mounted {snapshots} snapshots of {} at {at} (read-only); press Ctrl-C or run `fusermount3 -u {at}` to unmount",
-        store_dir.display()
+        store_dir.describe()
     );
     let stop = super::stop_on_signals()?;
     mounted.wait(&stop).with_context(|| format!("unmounting {at}"))?;
@@ -53,13 +53,13 @@ pub fn run(store_dir: &Path, args: &MountArgs, cache_dir: Option<&Path>) -> Resu
 }
 
 #[cfg(windows)]
-pub fn run(store_dir: &Path, args: &MountArgs, cache_dir: Option<&Path>) -> Result<ExitCode> {
+pub fn run(store_dir: &super::StoreArg, args: &MountArgs, cache_dir: Option<&Path>) -> Result<ExitCode> {
     use mount::dokan::DokanError;
 
     if args.noappledouble || args.noapplexattr || args.allow_other {
         anyhow::bail!("--noappledouble, --noapplexattr and --allow-other are FUSE options (Linux, macOS)");
     }
-    let store = super::open_serving(store_dir, args.cache_size)?;
+    let store = store_dir.open_serving(args.cache_size)?;
     let snapshots = store.snapshot_ids()?.len();
     let at = args.mountpoint.display().to_string();
     let stop = super::stop_on_signals()?;
@@ -67,7 +67,7 @@ pub fn run(store_dir: &Path, args: &MountArgs, cache_dir: Option<&Path>) -> Resu
     let result = mount::dokan::mount_and_wait(store, &at, cache_dir, stop, || {
         eprintln!(
             "mounted {snapshots} snapshots of {} at {shown} (read-only); press Ctrl-C to unmount",
-            store_dir.display()
+            store_dir.describe()
         );
     });
     match result {
@@ -84,6 +84,6 @@ pub fn run(store_dir: &Path, args: &MountArgs, cache_dir: Option<&Path>) -> Resu
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "macos", target_os = "freebsd", windows)))]
-pub fn run(_store_dir: &Path, _args: &MountArgs, _cache_dir: Option<&Path>) -> Result<ExitCode> {
+pub fn run(_store_dir: &super::StoreArg, _args: &MountArgs, _cache_dir: Option<&Path>) -> Result<ExitCode> {
     anyhow::bail!("mount is not supported on this platform (use serve --webdav)")
 }

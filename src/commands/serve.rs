@@ -33,8 +33,8 @@ fn password(args: &ServeArgs) -> Result<Option<String>> {
     Ok(pw)
 }
 
-pub fn run(store_dir: &Path, args: &ServeArgs, cache_dir: Option<&Path>) -> Result<ExitCode> {
-    let store = super::open_serving(store_dir, args.cache_size)?;
+pub fn run(store_dir: &super::StoreArg, args: &ServeArgs, cache_dir: Option<&Path>) -> Result<ExitCode> {
+    let store = store_dir.open_serving(args.cache_size)?;
     let snapshots = store.snapshot_ids()?.len();
     let credentials = password(args)?.map(|password| Credentials {
         user: args.user.clone(),
@@ -58,12 +58,12 @@ pub fn run(store_dir: &Path, args: &ServeArgs, cache_dir: Option<&Path>) -> Resu
     let server = mount::webdav::serve(store, &opts)?;
     eprintln!(
         "serving {snapshots} snapshots of {} at {} (read-only WebDAV); press Ctrl-C to stop",
-        store_dir.display(),
+        store_dir.describe(),
         server.url()
     );
     let stop = super::stop_on_signals()?;
     server.wait(&stop);
     debug_assert!(stop.load(Ordering::Relaxed));
-    eprintln!("stopped serving {}", store_dir.display());
+    eprintln!("stopped serving {}", store_dir.describe());
     Ok(ExitCode::SUCCESS)
 }

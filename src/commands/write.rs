@@ -66,6 +66,7 @@ pub fn run(store: &Store, source: &Path, args: &PolicyArgs, tracking: Tracking, 
     if json {
         let mut out = report(&summary, source, &opts, secs);
         out["retention"] = retention.unwrap_or(Value::Null);
+        out["remote"] = store.remote_stats().map_or(Value::Null, |r| super::remote_json(&r));
         println!("{}", serde_json::to_string_pretty(&out)?);
     }
     if summary.errors.is_empty() {
@@ -86,6 +87,12 @@ pub fn run(store: &Store, source: &Path, args: &PolicyArgs, tracking: Tracking, 
 fn auto_prune(store: &Store, wait: bool, json: bool) -> Result<Option<Value>> {
     let retention = store.config().retention;
     if !retention.auto_prune {
+        return Ok(None);
+    }
+    if store.is_remote() {
+        eprintln!(
+            "backup-fs: note: auto prune skipped: forget and prune are not supported yet for stores in an object store"
+        );
         return Ok(None);
     }
     let mut out = json!({});

@@ -125,7 +125,7 @@ fn mistakes_get_clear_errors_and_change_nothing() {
         .args(["--store", not_store.to_str().unwrap(), "list"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(13), "not a store has its own exit status");
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a backup-fs store"));
 
     let out = env.run(&["init"]);
@@ -185,18 +185,30 @@ fn help_states_the_store_default_of_every_policy_option() {
 #[test]
 fn a_url_as_store_is_refused_not_made_a_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(crate::util::bin())
-        .current_dir(dir.path())
-        .args(["--store", "s3:http://127.0.0.1:9/bucket", "init"])
-        .env_remove("BACKUP_FS_STORE")
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
+    let s3 = |extra_env: &[(&str, &str)]| {
+        let mut c = std::process::Command::new(crate::util::bin());
+        c.current_dir(dir.path())
+            .args(["--store", "s3:http://127.0.0.1:9/bucket", "--retries", "1", "init"])
+            .env_remove("BACKUP_FS_STORE")
+            .env("HOME", dir.path().join("home"))
+            .env_remove("AWS_PROFILE");
+        for k in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"] {
+            c.env_remove(k);
+        }
+        c.envs(extra_env.iter().copied());
+        c.output().unwrap()
+    };
+    let out = s3(&[]);
     let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(10), "{err}");
     assert!(
-        err.contains("is an S3 location") && err.contains("bucket bucket at http://127.0.0.1:9"),
+        err.contains("no S3 credentials") && err.contains("AWS_ACCESS_KEY_ID"),
         "{err}"
     );
+    let out = s3(&[("AWS_ACCESS_KEY_ID", "k"), ("AWS_SECRET_ACCESS_KEY", "s")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(11), "{err}");
+    assert!(err.contains("127.0.0.1:9") && err.contains("refused"), "{err}");
     let out = std::process::Command::new(crate::util::bin())
         .current_dir(dir.path())
         .args(["--store", "https://host/x", "list"])

@@ -141,7 +141,7 @@ fn a_store_of_a_newer_format_is_refused_with_a_clear_message() {
     bytes[8] = 200;
     fs::write(&config, &bytes).unwrap();
     let out = env.run(&["list"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(14), "a newer format has its own exit status");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("format version 200") && err.contains("upgrade"), "{err}");
 }

@@ -12,6 +12,19 @@ use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
 
+/// The S3 test server's endpoint and keys (`.ci/with-s3` sets them), if there is one.
+pub fn s3_server() -> Option<(String, String, String)> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    Some((
+        var("BACKUP_FS_TEST_S3")?,
+        var("BACKUP_FS_TEST_S3_KEY")?,
+        var("BACKUP_FS_TEST_S3_SECRET")?,
+    ))
+}
+
+/// The bucket every S3 test uses (each under a prefix of its own).
+pub const S3_BUCKET: &str = "bfs-tests";
+
 /// A scratch directory with a store in it.
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -30,6 +43,29 @@ impl Env {
         env
     }
 
+    /// A scratch area with a store initialised under a new prefix of the S3 test server's
+    /// bucket `endpoint` (from [`s3_server`]); `None` (the test skips) without one.
+    pub fn s3(init_args: &[&str]) -> Option<Env> {
+        Env::s3_at(&s3_server()?.0, init_args)
+    }
+
+    /// [`Env::s3`] on the server at `endpoint` (which has the same keys).
+    pub fn s3_at(endpoint: &str, init_args: &[&str]) -> Option<Env> {
+        let dir = tempfile::Builder::new().prefix("bfs-test").tempdir().unwrap();
+        let name = dir.path().file_name().unwrap().to_str().unwrap().to_lowercase();
+        let store = PathBuf::from(format!("s3:{endpoint}/{S3_BUCKET}/{name}"));
+        let env = Env { dir, store };
+        let mut args = vec!["init", "--create-bucket"];
+        args.extend_from_slice(init_args);
+        env.ok(&args);
+        Some(env)
+    }
+
+    /// True when the store is in the S3 test server.
+    pub fn is_s3(&self) -> bool {
+        self.store.to_str().is_some_and(|s| s.starts_with("s3:"))
+    }
+
     /// A path inside the scratch area.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
@@ -37,11 +73,23 @@ impl Env {
 
     /// A command for the binary with `--store` set.
     pub fn cmd(&self, args: &[&str]) -> Command {
+        self.cmd_at(&self.store, args)
+    }
+
+    /// A command for the binary on store `store`, with this scratch area's cache (and the S3
+    /// test server's keys for an S3 store).
+    pub fn cmd_at(&self, store: &Path, args: &[&str]) -> Command {
         let mut c = Command::new(bin());
-        c.arg("--store").arg(&self.store).args(args);
+        c.arg("--store").arg(store).args(args);
         c.env_remove("BACKUP_FS_STORE");
         // Caches stay in the scratch area.
         c.env("BACKUP_FS_CACHE_DIR", self.dir.path().join("cache"));
+        if store.to_str().is_some_and(|s| s.starts_with("s3:"))
+            && let Some((_, key, secret)) = s3_server()
+        {
+            c.env("AWS_ACCESS_KEY_ID", key).env("AWS_SECRET_ACCESS_KEY", secret);
+            c.env_remove("AWS_SESSION_TOKEN").env_remove("AWS_PROFILE");
+        }
         c
     }
 
@@ -394,6 +442,8 @@ pub enum Need<'a> {
     UserXattrs(&'a Path),
     /// A program on PATH or in the system directories.
     Tool(&'a str),
+    /// The S3 test servers of `.ci/with-s3` (`BACKUP_FS_TEST_S3`).
+    S3,
 }
 
 impl Need<'_> {
@@ -405,6 +455,7 @@ impl Need<'_> {
             Need::LoopDevices => "loop",
             Need::UserXattrs(_) => "xattrs",
             Need::Tool(_) => "tools",
+            Need::S3 => "s3",
         }
     }
 
@@ -425,6 +476,9 @@ impl Need<'_> {
                 (!ok).then(|| format!("{} has no user extended attributes", dir.display()))
             }
             Need::Tool(cmd) => which(cmd).is_none().then(|| format!("{cmd} is not installed")),
+            Need::S3 => s3_server()
+                .is_none()
+                .then(|| "BACKUP_FS_TEST_S3 is not set (run the tests under `bash .ci/with-s3`)".into()),
         }
     }
 }

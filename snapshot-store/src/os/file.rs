@@ -84,11 +84,6 @@ pub fn rename_noreplace(tmp: &Path, path: &Path) -> Result<bool> {
     }
 }
 
-/// Reads a whole file, naming it in errors.
-pub fn read_file(path: &Path) -> Result<Vec<u8>> {
-    fs::read(path).at(path)
-}
-
 /// Creates `dir` and its parents.
 pub fn ensure_dir(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).at(dir)

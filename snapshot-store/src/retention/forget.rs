@@ -45,6 +45,7 @@ pub struct ForgetReport {
 
 /// Forgets snapshots of `store` by `opts`, with periods in time zone `tz`.
 pub fn forget(store: &Store, opts: &ForgetOptions, tz: &TimeZone) -> Result<ForgetReport> {
+    store.refuse_if_remote("forget")?;
     let lock = store.lock_writer(opts.wait_for_lock)?;
     let ids = store.snapshot_ids()?;
     for named in &opts.snapshots {

@@ -97,6 +97,7 @@ pub struct PruneReport {
 
 /// Prunes `store`: see the module doc.
 pub fn prune(store: &Store, opts: &PruneOptions) -> Result<PruneReport> {
+    store.refuse_if_remote("prune")?;
     let lock = store.lock_writer(opts.wait_for_lock)?;
     prune_locked(store, &lock, opts)
 }

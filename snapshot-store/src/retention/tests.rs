@@ -161,7 +161,7 @@ fn the_first_prune_upgrades_a_version_1_store() {
     let store = Store::open(&f.root).unwrap();
     let mut v1 = store.config().clone();
     v1.format = crate::format::FormatVersion::V1;
-    crate::store::write_config(&f.root, &v1).unwrap();
+    crate::store::write_config(&crate::store::backend::LocalBackend::new(&f.root), &v1).unwrap();
     let store = Store::open(&f.root).unwrap();
     assert_eq!(store.config().format, crate::format::FormatVersion::V1);
     let dry = dry_prune(&store);

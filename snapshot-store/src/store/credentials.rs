@@ -8,6 +8,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+pub use crate::error::CredentialsError;
+
 /// Keys for signing requests, and the region they are signed for.
 #[derive(Clone, PartialEq, Eq)]
 pub struct S3Credentials {
@@ -31,40 +33,6 @@ impl fmt::Debug for S3Credentials {
             .field("source", &self.source)
             .finish_non_exhaustive()
     }
-}
-
-/// Why no credentials were found.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum CredentialsError {
-    /// Nothing anywhere.
-    #[error(
-        "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give profile {profile:?} \
-         aws_access_key_id and aws_secret_access_key in {}",
-        files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(" or ")
-    )]
-    Missing {
-        /// The profile looked for.
-        profile: String,
-        /// The files looked in.
-        files: Vec<PathBuf>,
-    },
-    /// One of the two keys without the other.
-    #[error("{found} is set but {missing} is not")]
-    Half {
-        /// What was found (a variable, or a file and key).
-        found: String,
-        /// What is missing.
-        missing: String,
-    },
-    /// A file that cannot be read (other than missing).
-    #[error("cannot read {}: {why}", path.display())]
-    Unreadable {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        why: String,
-    },
 }
 
 /// The keys of one INI section.

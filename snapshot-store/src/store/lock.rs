@@ -1,43 +1,19 @@
-//! The writer lock: one writer per store at a time (an OS file lock on `STORE/lock`); readers
-//! never take it.
+//! The writer lock: one writer per store at a time (an OS file lock on `STORE/lock` for a
+//! directory, a refreshed lock object for a bucket); readers never take it.
 
 use std::fs;
-use std::io::{Read, Seek, Write};
+use std::sync::Arc;
 
 use super::Store;
-use crate::error::{Error, IoContext, Result};
+use super::backend::LockHold;
+use crate::error::{IoContext, Result};
 
 impl Store {
-    /// Takes the writer lock, waiting for another writer to finish if `wait` is set.
+    /// Takes the writer lock, waiting for another writer to finish if `wait`.
     pub fn lock_writer(&self, wait: bool) -> Result<WriterLock> {
-        let path = self.inner.root.join("lock");
-        let mut file = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .at(&path)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                if !wait {
-                    let mut holder = String::new();
-                    let _ = file.read_to_string(&mut holder);
-                    return Err(Error::Locked {
-                        path: self.inner.root.clone(),
-                        holder: Some(holder.trim().to_string()).filter(|h| !h.is_empty()),
-                    });
-                }
-                file.lock().at(&path)?;
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(Error::io(&path, e)),
-        }
-        let _ = file.set_len(0);
-        let _ = file.rewind();
-        let _ = write!(file, "pid {}", std::process::id());
-        let _ = file.flush();
-        Ok(WriterLock { _file: file })
+        Ok(WriterLock {
+            hold: Arc::from(self.backend().lock(wait)?),
+        })
     }
 
     /// Removes temporary files left by interrupted writers (call with the writer lock held).
@@ -55,7 +31,15 @@ impl Store {
 }
 
 /// Proof that this process is the store's only writer; released on drop.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct WriterLock {
-    _file: fs::File,
+    hold: Arc<dyn LockHold>,
+}
+
+impl WriterLock {
+    /// Confirms the lock is still held, just before a commit
+    /// ([`Error::LockLost`](crate::Error::LockLost) if another writer took it over).
+    pub(crate) fn check(&self) -> Result<()> {
+        self.hold.check()
+    }
 }

@@ -15,6 +15,7 @@
 //!   tracking/               change tracking (reference tables, change logs)
 //! ```
 
+pub(crate) mod backend;
 pub(crate) mod cache;
 mod condemned;
 mod credentials;
@@ -29,6 +30,7 @@ pub(crate) mod readers;
 mod records;
 pub(crate) mod staging;
 mod trees;
+mod uploader;
 
 use std::fs;
 use std::io;
@@ -39,7 +41,7 @@ use std::sync::Arc;
 use lru::LruCache;
 use parking_lot::Mutex;
 
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::format::FormatVersion;
 use crate::format::config::StoreConfig;
 use crate::format::envelope::{self, Kind};
@@ -52,6 +54,8 @@ use crate::format::snapshot::{Snapshot, SnapshotId};
 use crate::format::version::FileVersion;
 use crate::id::{ObjectId, VersionId};
 use crate::os::file as fsio;
+use crate::store::backend::{Access, Backend, Blob, DiskCache, Key, LocalBackend, S3Backend};
+pub use crate::store::backend::{DEFAULT_CONNECTIONS, RemoteOptions, RemoteStats};
 use crate::store::cache::ByteLru;
 use crate::store::object::DataObject;
 
@@ -59,6 +63,7 @@ pub use credentials::{CredentialsError, S3Credentials, find_credentials};
 pub use location::{LocationError, S3Location, StoreLocation};
 pub use lock::WriterLock;
 pub use readers::LiveReader;
+pub use uploader::UploadProgress;
 
 /// Name of the marker file created before the first snapshot with extended attributes commits.
 const XATTRS_MARKER: &str = "xattrs";
@@ -68,24 +73,37 @@ pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
 const OPEN_OBJECTS: usize = 512;
 
 /// Tuning for an opened store.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct StoreOptions {
     /// Bytes of decoded frames cached (shared by all readers). Extent maps and snapshot manifests
     /// may use up to half of this again each, version records an eighth: memory stays bounded by
     /// this one number whatever is read.
     pub cache_bytes: usize,
+    /// The local cache directory (`--cache-dir`): a remote store keeps its spool and local
+    /// state in `<cache_dir>/<store id>/`. Needed for remote stores only.
+    pub cache_dir: Option<PathBuf>,
+    /// How to talk to an object store.
+    pub remote: RemoteOptions,
 }
 
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             cache_bytes: DEFAULT_CACHE_BYTES,
+            cache_dir: None,
+            remote: RemoteOptions::default(),
         }
     }
 }
 
 struct Inner {
+    /// The local directory of the store's local state (the store directory itself for a
+    /// directory store).
     root: PathBuf,
+    /// Where the store's files are.
+    backend: Box<dyn Backend>,
+    /// Where the store is, as it was opened.
+    location: StoreLocation,
     options: StoreOptions,
     config: StoreConfig,
     frames: ByteLru<(ObjectId, u32), Vec<u8>>,
@@ -141,17 +159,8 @@ impl Store {
         for d in SUBDIRS {
             fsio::ensure_dir(&root.join(d))?;
         }
-        let mut store_id = [0u8; 16];
-        let seed = format!("{:?}{}{}", root, std::process::id(), crate::format::time::now_ns());
-        store_id.copy_from_slice(&blake3::hash(seed.as_bytes()).as_bytes()[..16]);
-        let config = StoreConfig {
-            store_id,
-            created_ns: crate::format::time::now_ns(),
-            policy,
-            retention,
-            format: FormatVersion::CURRENT,
-        };
-        write_config(root, &config)?;
+        let config = new_config(&format!("{root:?}"), policy, retention);
+        write_config(&LocalBackend::new(root), &config)?;
         Store::open(root)
     }
 
@@ -165,8 +174,8 @@ impl Store {
                 "a config may not change the store id or lower the format version",
             ));
         }
-        write_config(&self.inner.root, config)?;
-        Store::open_with(&self.inner.root, self.inner.options)
+        write_config(self.backend(), config)?;
+        Store::open_at(&self.inner.location, self.inner.options.clone())
     }
 
     /// Opens the store in `root` with default options.
@@ -176,23 +185,15 @@ impl Store {
 
     /// Opens the store in `root`.
     pub fn open_with(root: &Path, options: StoreOptions) -> Result<Store> {
-        let config_path = root.join("config");
-        let bytes = match fs::read(&config_path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(if root.exists() {
-                    Error::NotAStore {
-                        path: root.to_path_buf(),
-                    }
-                } else {
-                    Error::io(root, e)
-                });
-            }
-            Err(e) => return Err(Error::io(&config_path, e)),
+        let backend = LocalBackend::new(root);
+        let Some(config) = read_config(&backend)? else {
+            return Err(match fs::metadata(root) {
+                Ok(_) => Error::NotAStore {
+                    path: root.to_path_buf(),
+                },
+                Err(e) => Error::io(root, e),
+            });
         };
-        let what = format!("store config ({})", config_path.display());
-        let (format, payload) = envelope::open_versioned(Kind::Config, &bytes, &what)?;
-        let config = StoreConfig::decode(&payload, format, &what)?;
         for d in SUBDIRS {
             let p = root.join(d);
             if !p.is_dir() {
@@ -202,30 +203,154 @@ impl Store {
                 ));
             }
         }
+        let location = StoreLocation::Local(root.to_path_buf());
+        Store::assemble(Box::new(backend), root.to_path_buf(), location, options, config)
+    }
+
+    /// Opens the store at `location`: a directory, or a bucket prefix (credentials from the
+    /// environment and the AWS configuration files; spool and local state under
+    /// `options.cache_dir`).
+    pub fn open_at(location: &StoreLocation, options: StoreOptions) -> Result<Store> {
+        let at = match location {
+            StoreLocation::Local(dir) => return Store::open_with(dir, options),
+            StoreLocation::S3(at) => at,
+        };
+        let mut backend = remote_backend(at, &options)?;
+        // The config as last read here, kept under a name of the location, is used while the
+        // server's ETag is the same: an open costs one HEAD.
+        let copy = (options.cache_dir.as_ref()).map(|c| {
+            let name = blake3::hash(at.to_string().as_bytes()).to_hex();
+            c.join("locations").join(&name.as_str()[..32])
+        });
+        let key = Key::new(Key::CONFIG);
+        let bytes = match &copy {
+            Some(copy) => backend.read_validated(&key, copy)?,
+            None => backend.read(&key)?,
+        };
+        let Some(bytes) = bytes else {
+            backend.check_bucket()?;
+            return Err(Error::NotAStore {
+                path: PathBuf::from(at.to_string()),
+            });
+        };
+        let config = match (decode_config(&bytes, &backend.describe(&key)), &copy) {
+            (Ok(c), _) => c,
+            // A damaged local copy is dropped and the config read again.
+            (Err(_), Some(copy)) if fs::remove_file(copy).is_ok() => {
+                let bytes = backend.read(&key)?.ok_or_else(|| Error::NotAStore {
+                    path: PathBuf::from(at.to_string()),
+                })?;
+                decode_config(&bytes, &backend.describe(&key))?
+            }
+            (Err(e), _) => return Err(e),
+        };
+        let root = local_state_dir(at, &options, &config)?;
+        backend.set_spool(root.join("tmp"));
+        let backend = DiskCache::new(Box::new(backend), root.join("files"));
+        Store::assemble(Box::new(backend), root, location.clone(), options, config)
+    }
+
+    /// Creates a store at `location` (a missing or empty directory; an empty bucket prefix, in
+    /// a bucket that exists or, with `create_bucket`, is created) and opens it.
+    pub fn init_at(
+        location: &StoreLocation,
+        policy: Policy,
+        retention: Retention,
+        options: StoreOptions,
+        create_bucket: bool,
+    ) -> Result<Store> {
+        let at = match location {
+            StoreLocation::Local(dir) => {
+                Store::init_with(dir, policy, retention)?;
+                return Store::open_with(dir, options);
+            }
+            StoreLocation::S3(at) => at,
+        };
+        let backend = remote_backend(at, &options)?;
+        backend.prepare_empty(create_bucket)?;
+        let config = new_config(&at.to_string(), policy, retention);
+        let sealed = envelope::seal_as(Kind::Config, config.format, &config.encode());
+        if backend.create(&Key::new(Key::CONFIG), &sealed)? == backend::PutOutcome::Exists {
+            return Err(Error::AlreadyExists {
+                path: PathBuf::from(at.to_string()),
+            });
+        }
+        Store::open_at(location, options)
+    }
+
+    /// The store around `backend` with `config` read from it, local state in `root`.
+    fn assemble(
+        backend: Box<dyn Backend>,
+        root: PathBuf,
+        location: StoreLocation,
+        options: StoreOptions,
+        config: StoreConfig,
+    ) -> Result<Store> {
         let n = |v| NonZeroUsize::new(v).unwrap_or(NonZeroUsize::MIN);
-        let seen_generation = readers::read_generation(root)?;
+        let seen_generation = readers::read_generation(&root)?;
+        let cache_bytes = options.cache_bytes;
         Ok(Store {
             inner: Arc::new(Inner {
-                root: root.to_path_buf(),
+                root,
+                backend,
+                location,
                 options,
                 config,
-                frames: ByteLru::new(options.cache_bytes),
+                frames: ByteLru::new(cache_bytes),
                 objects: Mutex::new(LruCache::new(n(OPEN_OBJECTS))),
-                versions: ByteLru::new((options.cache_bytes / 8).max(8 << 20)),
-                maps: ByteLru::new((options.cache_bytes / 2).max(16 << 20)),
+                versions: ByteLru::new((cache_bytes / 8).max(8 << 20)),
+                maps: ByteLru::new((cache_bytes / 2).max(16 << 20)),
                 signatures: ByteLru::new(256 << 20),
                 trees: ByteLru::new(256 << 20),
                 signature_chains: Mutex::new(std::collections::HashMap::new()),
-                snapshots: ByteLru::new((options.cache_bytes / 2).max(32 << 20)),
+                snapshots: ByteLru::new((cache_bytes / 2).max(32 << 20)),
                 registration: Mutex::new(None),
                 seen_generation: std::sync::atomic::AtomicU64::new(seen_generation),
             }),
         })
     }
 
-    /// The store directory.
+    /// The directory of the store's local state: the store directory itself, or for a remote
+    /// store its directory in the cache (spool, change tracking).
     pub fn root(&self) -> &Path {
         &self.inner.root
+    }
+
+    /// Where the store's files are.
+    pub(crate) fn backend(&self) -> &dyn Backend {
+        self.inner.backend.as_ref()
+    }
+
+    /// What to call the store in messages: its directory or its URL.
+    pub fn location(&self) -> String {
+        self.inner.backend.location()
+    }
+
+    /// True when the store is in an object store rather than a local directory.
+    pub fn is_remote(&self) -> bool {
+        matches!(self.inner.location, StoreLocation::S3(_))
+    }
+
+    /// [`Error::NotForRemoteStores`] for `what` when the store is remote.
+    pub(crate) fn refuse_if_remote(&self, what: &'static str) -> Result<()> {
+        if self.is_remote() {
+            return Err(Error::NotForRemoteStores {
+                what,
+                store: self.location(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Requests and bytes sent to and received from the object store so far (`None` for a
+    /// local store).
+    pub fn remote_stats(&self) -> Option<RemoteStats> {
+        self.inner.backend.remote_stats()
+    }
+
+    /// The options the store was opened with.
+    pub fn options(&self) -> &StoreOptions {
+        &self.inner.options
     }
 
     /// The store's configuration.
@@ -235,7 +360,7 @@ impl Store {
 
     /// Where temporary files go.
     pub(crate) fn tmp_dir(&self) -> PathBuf {
-        self.inner.root.join("tmp")
+        self.inner.backend.spool_dir().to_path_buf()
     }
 
     /// Path of an object.
@@ -255,38 +380,28 @@ impl Store {
         self.inner.root.join("snapshots").join(id.as_str())
     }
 
-    /// Path of the marker that some snapshot records extended attributes.
-    pub(crate) fn xattrs_marker_path(&self) -> PathBuf {
-        self.inner.root.join(XATTRS_MARKER)
-    }
-
     /// True when some snapshot of the store may record extended attributes: writers create the
     /// `xattrs` marker before committing the first such snapshot, so `false` promises that no
     /// snapshot committed before this call holds any.
     pub fn records_xattrs(&self) -> bool {
-        self.xattrs_marker_path().exists()
+        self.backend().exists(&Key::new(XATTRS_MARKER)).unwrap_or(true)
     }
 
     /// True when object `id` is in the store.
-    pub(crate) fn has_object(&self, id: &ObjectId) -> bool {
-        self.object_path(id).exists()
+    pub(crate) fn has_object(&self, id: &ObjectId) -> Result<bool> {
+        self.backend().exists(&Key::object(id))
     }
 
     /// True when version record `id` is in the store.
-    pub(crate) fn has_version(&self, id: &VersionId) -> bool {
-        self.version_path(id).exists()
+    pub(crate) fn has_version(&self, id: &VersionId) -> Result<bool> {
+        self.backend().exists(&Key::version(id))
     }
 
     /// All snapshot ids, oldest first.
     pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
-        let dir = self.inner.root.join("snapshots");
-        let mut ids = Vec::new();
-        for entry in fs::read_dir(&dir).at(&dir)? {
-            let entry = entry.at(&dir)?;
-            if let Some(id) = entry.file_name().to_str().and_then(SnapshotId::parse) {
-                ids.push(id);
-            }
-        }
+        let mut ids: Vec<SnapshotId> = (self.backend().list("snapshots")?.iter())
+            .filter_map(|(key, _)| SnapshotId::parse(key.file_name()))
+            .collect();
         ids.sort();
         Ok(ids)
     }
@@ -332,35 +447,85 @@ impl Store {
     }
 }
 
-/// Writes `config` atomically into the store at `root`, sealed with its format version.
-pub(crate) fn write_config(root: &Path, config: &StoreConfig) -> Result<()> {
-    let sealed = envelope::seal_as(Kind::Config, config.format, &config.encode());
-    fsio::write_atomic(&root.join("config"), &root.join("tmp"), &sealed)?;
-    fsio::sync_dir(root)
+/// The configuration of a new store at `place` (a new random id, this format version).
+fn new_config(place: &str, policy: Policy, retention: Retention) -> StoreConfig {
+    let mut store_id = [0u8; 16];
+    let seed = format!("{place}{}{}", std::process::id(), crate::format::time::now_ns());
+    store_id.copy_from_slice(&blake3::hash(seed.as_bytes()).as_bytes()[..16]);
+    StoreConfig {
+        store_id,
+        created_ns: crate::format::time::now_ns(),
+        policy,
+        retention,
+        format: FormatVersion::CURRENT,
+    }
 }
 
-/// A file that is not there is `Missing` (naming what refers to it); other failures are I/O errors.
-fn missing_or_io(path: &Path, e: io::Error, what: &str, referenced_by: &str) -> Error {
-    if e.kind() == io::ErrorKind::NotFound {
-        Error::Missing {
+/// The store's configuration, checked, or `None` when it has none.
+fn read_config(backend: &dyn Backend) -> Result<Option<StoreConfig>> {
+    let key = Key::new(Key::CONFIG);
+    let Some(bytes) = backend.read(&key)? else {
+        return Ok(None);
+    };
+    decode_config(&bytes, &backend.describe(&key)).map(Some)
+}
+
+/// The configuration in `bytes`, read from the store file named `place`.
+fn decode_config(bytes: &[u8], place: &str) -> Result<StoreConfig> {
+    let what = format!("store config ({place})");
+    let (format, payload) = envelope::open_versioned(Kind::Config, bytes, &what)?;
+    StoreConfig::decode(&payload, format, &what)
+}
+
+/// A backend for the bucket prefix `at`, with the credentials the environment names.
+fn remote_backend(at: &S3Location, options: &StoreOptions) -> Result<S3Backend> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let credentials = find_credentials(&|k| std::env::var(k).ok(), home.as_deref())?;
+    S3Backend::new(at, &credentials, &options.remote, PathBuf::new())
+}
+
+/// The local directory of remote store `at` (`<cache dir>/<store id>/`, with its spool
+/// `tmp/`), created if missing.
+fn local_state_dir(at: &S3Location, options: &StoreOptions, config: &StoreConfig) -> Result<PathBuf> {
+    let cache = options
+        .cache_dir
+        .as_ref()
+        .ok_or_else(|| Error::NoCacheDir { store: at.to_string() })?;
+    let root = cache.join(config.short_id());
+    fsio::ensure_dir(&root.join("tmp"))?;
+    Ok(root)
+}
+
+/// Writes `config` atomically into the store, sealed with its format version.
+pub(crate) fn write_config(backend: &dyn Backend, config: &StoreConfig) -> Result<()> {
+    let sealed = envelope::seal_as(Kind::Config, config.format, &config.encode());
+    backend.replace(&Key::new(Key::CONFIG), &sealed)
+}
+
+impl Store {
+    /// The whole of store file `key`, which `referenced_by` refers to: `Missing` when it is not
+    /// there.
+    pub(crate) fn read_referenced(&self, key: &Key, what: &str, referenced_by: &str) -> Result<Vec<u8>> {
+        self.backend().read(key)?.ok_or_else(|| Error::Missing {
             what: what.to_string(),
             referenced_by: referenced_by.to_string(),
-        }
-    } else {
-        Error::io(path, e)
+        })
+    }
+
+    /// Store file `key` open for reads, which `referenced_by` refers to: `Missing` when it is
+    /// not there.
+    pub(crate) fn open_referenced(&self, key: &Key, what: &str, referenced_by: &str) -> Result<Box<dyn Blob>> {
+        self.backend().open(key)?.ok_or_else(|| Error::Missing {
+            what: what.to_string(),
+            referenced_by: referenced_by.to_string(),
+        })
     }
 }
 
-/// Reads exactly `len` bytes at `offset` of an object file; a short read means it is truncated.
-fn read_exact(file: &fs::File, path: &Path, offset: u64, len: usize, what: &str) -> Result<Vec<u8>> {
+/// Reads exactly `len` bytes at `offset` of a store file.
+fn read_exact(blob: &dyn Blob, offset: u64, len: usize, what: &str) -> Result<Vec<u8>> {
     let mut buf = vec![0u8; len];
-    let got = fsio::read_full_at(file, &mut buf, offset).map_err(|e| Error::io(path, e))?;
-    if got < len {
-        return Err(Error::corrupt(
-            what,
-            format!("truncated (ends before byte {})", offset + len as u64),
-        ));
-    }
+    blob.read_exact_at(&mut buf, offset, Access::Random, what)?;
     Ok(buf)
 }
 

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use super::Store;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::ObjectId;
+use crate::store::backend::Key;
 use crate::store::object::{Access, DataObject};
 
 impl Store {
@@ -14,7 +15,15 @@ impl Store {
         if let Some(o) = self.inner.objects.lock().get(id) {
             return Ok(Arc::clone(o));
         }
-        let o = Arc::new(DataObject::open(*id, &self.object_path(id))?);
+        let o = DataObject::open(*id, self.backend())?.ok_or_else(|| Error::Missing {
+            what: format!(
+                "data object {} ({})",
+                id.short(),
+                self.backend().describe(&Key::object(id))
+            ),
+            referenced_by: "the store".into(),
+        })?;
+        let o = Arc::new(o);
         self.inner.objects.lock().put(*id, Arc::clone(&o));
         Ok(o)
     }

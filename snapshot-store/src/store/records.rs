@@ -1,17 +1,16 @@
 //! Loading the store's records: snapshot manifests, version records and signatures (resolving
 //! run-encoded signature chains), each checked and kept in the store's byte-bounded caches.
 
-use std::fs;
-use std::io;
 use std::sync::Arc;
 
-use super::{Store, missing_or_io};
+use super::Store;
 use crate::error::{Error, Result};
 use crate::format::envelope::{self, Kind};
 use crate::format::signature::{Signature, SignatureRecord};
 use crate::format::snapshot::{Snapshot, SnapshotId};
 use crate::format::version::FileVersion;
 use crate::id::{ObjectId, VersionId};
+use crate::store::backend::Key;
 
 impl Store {
     /// Loads (or returns the cached) snapshot `id`.
@@ -19,15 +18,9 @@ impl Store {
         if let Some(s) = self.inner.snapshots.get(id) {
             return Ok(s);
         }
-        let path = self.snapshot_path(id);
-        let bytes = fs::read(&path).map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                Error::SnapshotNotFound { id: id.to_string() }
-            } else {
-                Error::io(&path, e)
-            }
-        })?;
-        let what = format!("snapshot {id} ({})", path.display());
+        let key = Key::snapshot(id);
+        let bytes = (self.backend().read(&key)?).ok_or_else(|| Error::SnapshotNotFound { id: id.to_string() })?;
+        let what = format!("snapshot {id} ({})", self.backend().describe(&key));
         let snap = Snapshot::decode(&envelope::open(Kind::Snapshot, &bytes, &what)?, &what)?;
         if snap.id != *id {
             return Err(Error::corrupt(
@@ -44,9 +37,9 @@ impl Store {
         if let Some(v) = self.inner.versions.get(id) {
             return Ok(v);
         }
-        let path = self.version_path(id);
-        let what = format!("file version {} ({})", id.short(), path.display());
-        let bytes = fs::read(&path).map_err(|e| missing_or_io(&path, e, &what, "a snapshot or a later version"))?;
+        let key = Key::version(id);
+        let what = format!("file version {} ({})", id.short(), self.backend().describe(&key));
+        let bytes = self.read_referenced(&key, &what, "a snapshot or a later version")?;
         let v = FileVersion::decode(&envelope::open(Kind::Version, &bytes, &what)?, id, &what)?;
         let size = v.memory_bytes();
         Ok(self.inner.versions.insert(*id, Arc::new(v), size))
@@ -54,9 +47,9 @@ impl Store {
 
     /// Reads and opens an envelope object (signature or extent map) `id` of `kind`.
     pub(crate) fn envelope_object(&self, id: &ObjectId, kind: Kind) -> Result<(Vec<u8>, String)> {
-        let path = self.object_path(id);
-        let what = format!("{} {} ({})", kind.noun(), id.short(), path.display());
-        let bytes = fs::read(&path).map_err(|e| missing_or_io(&path, e, &what, "a file version"))?;
+        let key = Key::object(id);
+        let what = format!("{} {} ({})", kind.noun(), id.short(), self.backend().describe(&key));
+        let bytes = self.read_referenced(&key, &what, "a file version")?;
         Ok((envelope::open(kind, &bytes, &what)?, what))
     }
 

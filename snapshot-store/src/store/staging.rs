@@ -1,36 +1,33 @@
 //! Staging of new store files during a write, and the atomic commit.
 //!
-//! Everything a write produces goes to `tmp/` first. `commit` then (1) flushes every staged file to
-//! disk, (2) renames each into place, never replacing an existing file, (3) flushes the directories
-//! that received them, (4) writes the snapshot manifest the same way, last. A crash before (4)
-//! leaves the store as it was plus unreferenced files; the manifest's rename is the commit point.
+//! Everything a write produces goes to the backend's spool directory first (`tmp/` of a store
+//! directory). `commit` then (1) publishes every staged file (durably in place, never replacing an
+//! existing file: see [`Backend::publish`](crate::store::backend::Backend::publish)), and only
+//! after all of them are acknowledged (2) publishes the snapshot manifest the same way, last. A
+//! crash before (2) leaves the store as it was plus unreferenced files; the manifest's creation is
+//! the commit point.
 
 use std::collections::HashSet;
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
-use rayon::prelude::*;
 
 use crate::error::{Error, IoContext, Result};
-use crate::failpoint::{self, Point};
 use crate::format::envelope::{self, Kind};
 use crate::format::snapshot::{Snapshot, SnapshotId};
 use crate::format::version::FileVersion;
 use crate::id::{ObjectId, VersionId};
 use crate::os::file as fsio;
+use crate::store::backend::{Key, PutOutcome, Staged};
 use crate::store::object::FinishedObject;
-use crate::store::{Store, WriterLock};
-
-#[derive(Debug)]
-struct Pending {
-    temp: PathBuf,
-    dest: PathBuf,
-}
+use crate::store::uploader::{UploadProgress, Uploader};
+use crate::store::{Store, WriterLock, XATTRS_MARKER};
 
 #[derive(Debug, Default)]
 struct State {
-    pending: Vec<Pending>,
+    pending: Vec<Staged>,
     objects: HashSet<ObjectId>,
     versions: HashSet<VersionId>,
     bytes: u64,
@@ -40,26 +37,50 @@ struct State {
 #[derive(Debug)]
 pub struct Staging {
     store: Store,
+    lock: WriterLock,
     state: Mutex<State>,
+    /// For a remote store: the threads uploading staged files while the write goes on.
+    uploader: Option<Uploader>,
 }
 
 impl Staging {
     /// Starts staging for `store` (the writer lock proves exclusive access).
-    pub fn new(store: &Store, _lock: &WriterLock) -> Self {
+    pub fn new(store: &Store, lock: &WriterLock) -> Self {
+        Staging::with_progress(store, lock, Arc::default())
+    }
+
+    /// [`Staging::new`], counting uploads to a remote store (which start while the write
+    /// goes on) into `upload`.
+    pub fn with_progress(store: &Store, lock: &WriterLock, upload: Arc<UploadProgress>) -> Self {
+        let uploader = store
+            .is_remote()
+            .then(|| Uploader::start(store, store.options().remote.connections, upload));
         Staging {
             store: store.clone(),
+            lock: lock.clone(),
             state: Mutex::new(State::default()),
+            uploader,
         }
     }
 
-    /// True when object `id` exists in the store or is staged.
-    pub fn has_object(&self, id: &ObjectId) -> bool {
-        self.state.lock().objects.contains(id) || self.store.has_object(id)
+    /// Hands a staged file to the uploader, or keeps it for the commit.
+    fn enqueue(&self, file: Staged, len: u64) {
+        match &self.uploader {
+            Some(u) => u.push(file, len),
+            None => self.state.lock().pending.push(file),
+        }
     }
 
-    /// True when version `id` exists in the store or is staged.
+    /// True when object `id` exists in the store or is staged (false when the store cannot
+    /// say: storing it again is harmless, publication keeps the first).
+    pub fn has_object(&self, id: &ObjectId) -> bool {
+        self.state.lock().objects.contains(id) || self.store.has_object(id).unwrap_or(false)
+    }
+
+    /// True when version `id` exists in the store or is staged (false when the store cannot
+    /// say).
     pub fn has_version(&self, id: &VersionId) -> bool {
-        self.state.lock().versions.contains(id) || self.store.has_version(id)
+        self.state.lock().versions.contains(id) || self.store.has_version(id).unwrap_or(false)
     }
 
     /// Bytes staged so far.
@@ -71,17 +92,16 @@ impl Staging {
     /// exists, in which case the temporary file is deleted).
     pub fn add_data_object(&self, obj: FinishedObject) -> Result<u64> {
         let mut st = self.state.lock();
-        if st.objects.contains(&obj.id) || self.store.has_object(&obj.id) {
+        if st.objects.contains(&obj.id) || self.store.has_object(&obj.id).unwrap_or(false) {
             drop(st);
             fs::remove_file(&obj.temp).at(&obj.temp)?;
             return Ok(0);
         }
         st.objects.insert(obj.id);
         st.bytes += obj.stored_len;
-        st.pending.push(Pending {
-            temp: obj.temp,
-            dest: self.store.object_path(&obj.id),
-        });
+        drop(st);
+        let key = Key::object(&obj.id);
+        self.enqueue(Staged { temp: obj.temp, key }, obj.stored_len);
         Ok(obj.stored_len)
     }
 
@@ -91,7 +111,7 @@ impl Staging {
             return Ok(0);
         }
         let sealed = envelope::seal(kind, payload);
-        self.stage_sealed(&sealed, self.store.object_path(&id), |st| st.objects.insert(id))
+        self.stage_sealed(&sealed, Key::object(&id), |st| st.objects.insert(id))
     }
 
     /// Stages a version record; returns the bytes added (0 if that version exists).
@@ -100,13 +120,13 @@ impl Staging {
             return Ok(0);
         }
         let sealed = envelope::seal(Kind::Version, &v.encode());
-        self.stage_sealed(&sealed, self.store.version_path(&v.id), |st| st.versions.insert(v.id))
+        self.stage_sealed(&sealed, Key::version(&v.id), |st| st.versions.insert(v.id))
     }
 
     /// Writes `sealed` to a temporary file and stages it for `dest`, unless `claim` (run under
     /// the lock) says another thread staged the same name meanwhile: then the temporary file is
     /// deleted and 0 bytes are added.
-    fn stage_sealed(&self, sealed: &[u8], dest: PathBuf, claim: impl FnOnce(&mut State) -> bool) -> Result<u64> {
+    fn stage_sealed(&self, sealed: &[u8], key: Key, claim: impl FnOnce(&mut State) -> bool) -> Result<u64> {
         let temp = write_temp(&self.store.tmp_dir(), sealed)?;
         let mut st = self.state.lock();
         if !claim(&mut st) {
@@ -115,22 +135,30 @@ impl Staging {
             return Ok(0);
         }
         st.bytes += sealed.len() as u64;
-        st.pending.push(Pending { temp, dest });
+        drop(st);
+        self.enqueue(Staged { temp, key }, sealed.len() as u64);
         Ok(sealed.len() as u64)
     }
 
     /// Deletes every staged file (the write is abandoned).
     pub fn abandon(self) {
+        if let Some(u) = self.uploader {
+            u.abandon();
+        }
         for p in self.state.into_inner().pending {
             let _ = fs::remove_file(&p.temp);
         }
     }
 
-    /// Makes the staged files durable and in place (steps 1 to 3 of the commit protocol) without
-    /// a manifest: for prune, whose new objects become reachable when it replaces records.
-    pub fn commit_objects(self) -> Result<()> {
+    /// Publishes every staged file: waits for the uploader's acknowledgements, then publishes
+    /// what was kept for the commit. On error, the files not published are deleted.
+    fn publish_all(&mut self) -> Result<()> {
         let pending = std::mem::take(&mut self.state.lock().pending);
-        let result = commit_files(self.store.root(), &pending);
+        let uploaded = match self.uploader.take() {
+            Some(u) => u.finish(),
+            None => Ok(()),
+        };
+        let result = uploaded.and_then(|()| self.store.backend().publish(&pending));
         if result.is_err() {
             for p in &pending {
                 let _ = fs::remove_file(&p.temp);
@@ -139,37 +167,37 @@ impl Staging {
         result
     }
 
+    /// Makes the staged files durable and in place (steps 1 to 3 of the commit protocol) without
+    /// a manifest: for prune, whose new objects become reachable when it replaces records.
+    pub fn commit_objects(mut self) -> Result<()> {
+        self.publish_all()
+    }
+
     /// Makes the staged files durable and in place, then writes `snapshot` as the commit point.
     /// The snapshot's id may be bumped (`-NN`) if another snapshot took it; the final id and the
     /// manifest's size are returned.
-    pub fn commit(self, mut snapshot: Snapshot) -> Result<(SnapshotId, u64)> {
+    pub fn commit(mut self, mut snapshot: Snapshot) -> Result<(SnapshotId, u64)> {
         let store = self.store.clone();
-        let pending = std::mem::take(&mut self.state.lock().pending);
-        let result = commit_files(store.root(), &pending);
-        if let Err(e) = result {
-            for p in &pending {
-                let _ = fs::remove_file(&p.temp);
-            }
-            return Err(e);
-        }
+        self.publish_all()?;
         if snapshot.entries.iter().any(|e| !e.meta.xattrs.is_empty()) {
             mark_xattrs(&store)?;
         }
-        // The manifest: the commit point.
-        let dir = store.root().join("snapshots");
+        // The manifest: the commit point, made only while the lock is surely still held.
+        self.lock.check()?;
         for _ in 0..100 {
             let sealed = envelope::seal(Kind::Snapshot, &snapshot.encode());
-            let temp = write_temp(&store.tmp_dir(), &sealed)?;
-            File::open(&temp).and_then(|f| f.sync_all()).at(&temp)?;
-            failpoint::check(Point::ManifestWrite, store.root()).at(&temp)?;
-            let dest = store.snapshot_path(&snapshot.id);
-            if fsio::rename_noreplace(&temp, &dest)? {
-                failpoint::check(Point::ManifestRename, store.root()).at(&dest)?;
-                fsio::sync_dir(&dir)?;
-                return Ok((snapshot.id, sealed.len() as u64));
+            let manifest = Staged {
+                temp: write_temp(&store.tmp_dir(), &sealed)?,
+                key: Key::snapshot(&snapshot.id),
+            };
+            match store.backend().publish_one(&manifest) {
+                Ok(PutOutcome::Created) => return Ok((snapshot.id, sealed.len() as u64)),
+                Ok(PutOutcome::Exists) => snapshot.id = next_id(&snapshot.id)?,
+                Err(e) => {
+                    let _ = fs::remove_file(&manifest.temp);
+                    return Err(e);
+                }
             }
-            fs::remove_file(&temp).at(&temp)?;
-            snapshot.id = next_id(&snapshot.id)?;
         }
         Err(Error::SnapshotIdsExhausted {
             second: snapshot.id.as_str().get(..20).unwrap_or_default().to_string(),
@@ -180,12 +208,14 @@ impl Staging {
 /// Creates the store's `xattrs` marker (durably) unless it exists, so that readers deciding
 /// whether to serve extended attributes see it before the manifest that needs it.
 fn mark_xattrs(store: &Store) -> Result<()> {
-    let marker = store.xattrs_marker_path();
-    if marker.exists() {
+    if store.records_xattrs() {
         return Ok(());
     }
-    File::create(&marker).and_then(|f| f.sync_all()).at(&marker)?;
-    fsio::sync_dir(store.root())
+    let marker = Staged {
+        temp: write_temp(&store.tmp_dir(), b"")?,
+        key: Key::new(XATTRS_MARKER),
+    };
+    store.backend().publish(std::slice::from_ref(&marker))
 }
 
 /// The id after `id` within the same second (`-01`, `-02`, ...).
@@ -214,46 +244,6 @@ fn write_temp(tmp_dir: &Path, bytes: &[u8]) -> Result<PathBuf> {
         return Err(Error::io(&temp, e));
     }
     Ok(temp)
-}
-
-/// Steps (1) to (3) of the commit protocol for the store at `root`.
-fn commit_files(root: &Path, pending: &[Pending]) -> Result<()> {
-    // (1) Flush contents. fsync calls are I/O-bound: run several at once.
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(8)
-        .build()
-        .map_err(|e| Error::io("fsync pool", std::io::Error::other(e)))?;
-    pool.install(|| {
-        pending.par_iter().try_for_each(|p| {
-            File::open(&p.temp)
-                .and_then(|f| f.sync_all())
-                .and_then(|()| failpoint::check(Point::StagedFsync, root))
-                .at(&p.temp)
-        })
-    })?;
-    // (2) Move into place.
-    let mut dirs: HashSet<PathBuf> = HashSet::new();
-    for p in pending {
-        let parent = p.dest.parent().unwrap_or(Path::new("."));
-        if dirs.insert(parent.to_path_buf()) && !parent.exists() {
-            fsio::ensure_dir(parent)?;
-            if let Some(grand) = parent.parent() {
-                dirs.insert(grand.to_path_buf());
-            }
-        }
-        if !fsio::rename_noreplace(&p.temp, &p.dest)? {
-            fs::remove_file(&p.temp).at(&p.temp)?;
-        }
-        failpoint::check(Point::StagedRename, root).at(&p.dest)?;
-    }
-    // (3) Flush the directories that received files.
-    let dirs: Vec<PathBuf> = dirs.into_iter().collect();
-    pool.install(|| {
-        dirs.par_iter().try_for_each(|d| {
-            fsio::sync_dir(d)?;
-            failpoint::check(Point::DirFsync, root).at(d)
-        })
-    })
 }
 
 #[cfg(test)]

@@ -1,15 +1,15 @@
 //! Reading hash trees piecemeal: a tree's table (checked by merging its region values to the
 //! version id) and single leaf blocks (each checked against its region's value).
 
-use std::fs;
 use std::sync::Arc;
 
-use super::{Store, missing_or_io, read_exact};
+use super::{Store, read_exact};
 use crate::error::{Error, Result};
 use crate::format::envelope::{self, Kind, hex8};
 use crate::format::hashtree::{self, TreeHeader, TreeTable};
 use crate::hash::tree::{LeafBlock, region_cv};
 use crate::id::ObjectId;
+use crate::store::backend::Key;
 
 impl Store {
     /// Loads (or returns the cached) table of hash tree `id`: its header, references and regions,
@@ -19,12 +19,17 @@ impl Store {
         if let Some(t) = self.inner.trees.get(id) {
             return Ok(t);
         }
-        let path = self.object_path(id);
-        let what = format!("{} {} ({})", Kind::HashTree.noun(), id.short(), path.display());
-        let file = fs::File::open(&path).map_err(|e| missing_or_io(&path, e, &what, "a file version"))?;
-        let file_len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
+        let key = Key::object(id);
+        let what = format!(
+            "{} {} ({})",
+            Kind::HashTree.noun(),
+            id.short(),
+            self.backend().describe(&key)
+        );
+        let file = self.open_referenced(&key, &what, "a file version")?;
+        let file_len = file.len();
         let base = envelope::PAYLOAD_OFFSET;
-        let head = read_exact(&file, &path, 0, (base + hashtree::TREE_HEADER) as usize, &what)?;
+        let head = read_exact(file.as_ref(), 0, (base + hashtree::TREE_HEADER) as usize, &what)?;
         let (env, tree) = head.split_at(base as usize);
         let payload_len = envelope::open_header(Kind::HashTree, env, file_len, &what)?;
         let header = TreeHeader::decode(tree, &what)?;
@@ -32,8 +37,7 @@ impl Store {
             return Err(Error::corrupt(&what, "payload length disagrees with its header"));
         }
         let table = read_exact(
-            &file,
-            &path,
+            file.as_ref(),
             base + header.table_offset(),
             header.table_len() as usize,
             &what,
@@ -74,17 +78,17 @@ impl Store {
         let (oid, slot) = table
             .location(r)
             .ok_or_else(|| Error::corrupt(what, format!("no region {r}")))?;
-        let path = self.object_path(&oid);
+        let key = Key::object(&oid);
         let bwhat = format!(
             "{} {} ({}), block {slot}",
             Kind::HashTree.noun(),
             oid.short(),
-            path.display()
+            self.backend().describe(&key)
         );
         let referrer = format!("hash-tree object {}", table.id.short());
-        let file = fs::File::open(&path).map_err(|e| missing_or_io(&path, e, &bwhat, &referrer))?;
+        let file = self.open_referenced(&key, &bwhat, &referrer)?;
         let at = envelope::PAYLOAD_OFFSET + hashtree::TREE_HEADER + u64::from(slot) * hashtree::BLOCK_BYTES;
-        let bytes = read_exact(&file, &path, at, hashtree::BLOCK_BYTES as usize, &bwhat)?;
+        let bytes = read_exact(file.as_ref(), at, hashtree::BLOCK_BYTES as usize, &bwhat)?;
         let block = hashtree::decode_block(&bytes).ok_or_else(|| Error::corrupt(&bwhat, "short block"))?;
         if table.is_full(r) {
             let expected = table.regions.get(r as usize).map(|e| e.cv).unwrap_or_default();

@@ -1,8 +1,11 @@
 //! Progress counters of a running write, updated by the writer and polled by a front end.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
+
+use crate::store::UploadProgress;
 
 /// Shared progress of one `write`. All counters only grow.
 #[derive(Debug, Default)]
@@ -19,6 +22,8 @@ pub struct WriteProgress {
     pub entries_scanned: AtomicU64,
     /// The file being read now.
     pub current: Mutex<String>,
+    /// Bytes queued for and acknowledged by a remote store.
+    pub upload: Arc<UploadProgress>,
 }
 
 impl WriteProgress {

@@ -53,10 +53,12 @@ pub fn write_snapshot(
     store.clean_tmp(&lock)?;
     // A merge a crash interrupted is finished before any record is read.
     store.finish_replacements(&lock)?;
+    // Listed once: no other writer, forget or prune changes the list while the lock is held.
+    let ids = store.snapshot_ids()?;
     if opts.time_ns.is_some() {
-        check_later_than_newest(store, start_ns)?;
+        check_later_than_newest(store, &ids, start_ns)?;
     }
-    let parent = previous_snapshot(store, &source)?;
+    let parent = previous_snapshot(store, &ids, &source)?;
     let exclude = excluded(store, &source, &opts.exclude, tracking);
     let mut walk = walk(store, &source, parent.as_deref(), &exclude, progress)?;
     progress.files_total.store(walk.jobs.len() as u64, Ordering::Relaxed);
@@ -64,7 +66,7 @@ pub fn write_snapshot(
         .bytes_total
         .store(walk.jobs.iter().map(|j| j.size).sum(), Ordering::Relaxed);
 
-    let staging = Staging::new(store, &lock);
+    let staging = Staging::with_progress(store, &lock, Arc::clone(&progress.upload));
     let policy = if store.config().retention.delta_merge {
         opts.policy.for_delta_merge()
     } else {
@@ -114,7 +116,7 @@ pub fn write_snapshot(
         }
     }
     let snapshot = Snapshot {
-        id: new_snapshot_id(store, start_ns)?,
+        id: new_snapshot_id(&ids, start_ns)?,
         time_ns: start_ns,
         source: os_bytes(source.as_os_str()),
         host: hostname(),
@@ -314,9 +316,9 @@ fn notify(tracking: Option<&Tracking>, f: impl Fn(&dyn crate::tracking::ChangePr
 
 /// The newest readable snapshot of the same source, if any (a damaged manifest does not stop
 /// backups: `verify` and `list` report it).
-fn previous_snapshot(store: &Store, source: &Path) -> Result<Option<Arc<Snapshot>>> {
+fn previous_snapshot(store: &Store, ids: &[SnapshotId], source: &Path) -> Result<Option<Arc<Snapshot>>> {
     let want = os_bytes(source.as_os_str());
-    for id in store.snapshot_ids()?.iter().rev() {
+    for id in ids.iter().rev() {
         match store.snapshot(id) {
             Ok(snap) if snap.source == want => return Ok(Some(snap)),
             Ok(_) => {}
@@ -329,8 +331,8 @@ fn previous_snapshot(store: &Store, source: &Path) -> Result<Option<Arc<Snapshot
 
 /// Refuses a given snapshot time at or before the newest snapshot's (its manifest's time, or
 /// its id's second where the manifest cannot be read).
-fn check_later_than_newest(store: &Store, time_ns: i64) -> Result<()> {
-    let Some(newest) = store.snapshot_ids()?.pop() else {
+fn check_later_than_newest(store: &Store, ids: &[SnapshotId], time_ns: i64) -> Result<()> {
+    let Some(newest) = ids.last().cloned() else {
         return Ok(());
     };
     let newest_ns = match store.snapshot(&newest) {
@@ -347,10 +349,10 @@ fn check_later_than_newest(store: &Store, time_ns: i64) -> Result<()> {
     Ok(())
 }
 
-/// A fresh id at `time_ns` that sorts after every existing snapshot.
-fn new_snapshot_id(store: &Store, time_ns: i64) -> Result<SnapshotId> {
+/// A fresh id at `time_ns` that sorts after every snapshot of `ids`.
+fn new_snapshot_id(ids: &[SnapshotId], time_ns: i64) -> Result<SnapshotId> {
     let mut id = SnapshotId::at(time_ns, 0);
-    if let Some(last) = store.snapshot_ids()?.last() {
+    if let Some(last) = ids.last() {
         if id.as_str()[..20] < last.as_str()[..20] {
             // The clock went back: keep ids sorted by continuing after the newest.
             id = last.clone();

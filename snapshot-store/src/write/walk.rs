@@ -275,7 +275,9 @@ impl Walker<'_> {
         let present = match c.storage {
             Storage::Whole => self.store.has_object(&c.version.as_object()),
             Storage::Chain => self.store.has_version(&c.version),
-        };
+        }
+        // A store that cannot answer gets the file read again: never reuse what may be gone.
+        .unwrap_or(false);
         let racy = e.meta.mtime_ns.max(e.meta.ctime_ns) >= self.racy_since_ns.saturating_sub(RACY_WINDOW_NS);
         (present && !racy && !meta::changed(&e.meta, now)).then_some(c)
     }

@@ -7,13 +7,12 @@ use rayon::prelude::*;
 
 use super::{Roots, Verifier, Versions};
 use crate::error::{Error, Result};
-use crate::format::envelope::{self, Kind};
+use crate::format::envelope::Kind;
 use crate::format::extent::map_object_id;
 use crate::format::hashtree::tree_object_id;
 use crate::format::signature::SignatureRecord;
 use crate::format::version::FileVersion;
 use crate::id::ObjectId;
-use crate::os::file::read_file;
 use crate::store::Store;
 use crate::store::object::Access;
 
@@ -155,9 +154,7 @@ fn check_tree(store: &Store, v: &FileVersion, id: &ObjectId) -> Result<()> {
 
 /// Checks that an envelope object's name is the hash of its payload.
 fn check_object_name(store: &Store, id: &ObjectId, kind: Kind) -> Result<()> {
-    let path = store.object_path(id);
-    let what = format!("{} {}", kind.noun(), id.short());
-    let payload = envelope::open(kind, &read_file(&path)?, &what)?;
+    let (payload, what) = store.envelope_object(id, kind)?;
     let got = match kind {
         Kind::Signature => SignatureRecord::decode(&payload, &what)?.encode().0,
         Kind::HashTree => tree_object_id(&payload),

@@ -62,22 +62,23 @@ pub(super) fn list(store: &Store, objects: &HashSet<ObjectId>, versions: &HashSe
 /// `tmp/`, relative to the store, sorted.
 fn list_leftovers(store: &Store, objects: &HashSet<ObjectId>, versions: &HashSet<VersionId>) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    let root = store.root();
     for (dir, is_object) in [("objects", true), ("versions", false)] {
-        for path in list_files(&root.join(dir))? {
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        for (key, _) in store.backend().list(dir)? {
+            let name = key.file_name();
             let known = if is_object {
                 ObjectId::from_hex(name).is_some_and(|id| objects.contains(&id))
             } else {
                 VersionId::from_hex(name).is_some_and(|id| versions.contains(&id))
             };
             if !known {
-                out.push(path.strip_prefix(root).unwrap_or(&path).display().to_string());
+                out.push(key.as_str().to_string());
             }
         }
     }
-    for path in list_files(&root.join("tmp"))? {
-        out.push(path.strip_prefix(root).unwrap_or(&path).display().to_string());
+    let spool = store.tmp_dir();
+    for path in list_files(&spool)? {
+        let rel = path.strip_prefix(&spool).unwrap_or(&path).display().to_string();
+        out.push(format!("tmp/{rel}"));
     }
     out.sort();
     Ok(out)

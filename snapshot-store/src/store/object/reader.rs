@@ -1,40 +1,19 @@
 //! Opens a data object and reads verified frames from it (the layout is `format::object`).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::format::object::{self as layout, Frame, HEADER_LEN, TRAILER_LEN};
 use crate::id::ObjectId;
-use crate::os::file::{open_without_readahead, read_exact_at};
-
-/// How a caller reads frames, which decides whether the kernel may read ahead in the object file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Reading on from here (streams, large requests): the kernel's readahead helps.
-    Sequential,
-    /// An isolated small read: fetch this frame's stored bytes from disk and nothing more. The
-    /// kernel would otherwise read ahead 64-128 KiB for each, which makes cold random reads
-    /// wait longer.
-    Random,
-}
-
-/// Objects smaller than this are read through their one file whatever the access (readahead
-/// cannot overshoot much, and a second descriptor per small file would be wasted).
-const RANDOM_FILE_MIN: u64 = 256 << 10;
+pub use crate::store::backend::Access;
+use crate::store::backend::{Backend, Blob, Key};
 
 /// An open data object: its file and frame index.
 #[derive(Debug)]
 pub struct DataObject {
     id: ObjectId,
-    path: PathBuf,
-    file: File,
-    /// A second open file of the same object without kernel readahead, for [`Access::Random`]
-    /// (readahead state belongs to an open file, so sequential readers keep theirs). Opened on
-    /// first use; `None` if that failed (the main file is used then).
-    random_file: OnceLock<Option<File>>,
+    /// What to call it in messages: `data object <id> (<where>)`.
+    what: String,
+    blob: Box<dyn Blob>,
     frame_size: u32,
     logical_len: u64,
     stored_len: u64,
@@ -42,35 +21,34 @@ pub struct DataObject {
 }
 
 impl DataObject {
-    /// Opens the object `id` stored at `path`, reading and checking its header and index.
-    pub fn open(id: ObjectId, path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                Error::Missing {
-                    what: format!("data object {} ({})", id.short(), path.display()),
-                    referenced_by: "the store".into(),
-                }
-            } else {
-                Error::io(path, e)
-            }
-        })?;
-        let what = describe(&id, path);
-        let stored_len = file.metadata().at(path)?.len();
+    /// Opens object `id` (`None` when the store has no such file), reading and checking its
+    /// header and index.
+    pub fn open(id: ObjectId, backend: &dyn Backend) -> Result<Option<Self>> {
+        let key = Key::object(&id);
+        let Some(blob) = backend.open(&key)? else {
+            return Ok(None);
+        };
+        let what = format!("data object {} ({})", id.short(), backend.describe(&key));
+        Self::from_blob(id, blob, what).map(Some)
+    }
+
+    /// Reads and checks the header and index of object `id` in `blob`.
+    pub(crate) fn from_blob(id: ObjectId, blob: Box<dyn Blob>, what: String) -> Result<Self> {
+        let stored_len = blob.len();
         let mut head = [0u8; HEADER_LEN as usize];
         let mut trailer = [0u8; TRAILER_LEN as usize];
         if stored_len >= HEADER_LEN + TRAILER_LEN {
-            read_exact_at(&file, &mut head, 0).at(path)?;
-            read_exact_at(&file, &mut trailer, stored_len - TRAILER_LEN).at(path)?;
+            blob.read_exact_at(&mut head, 0, Access::Random, &what)?;
+            blob.read_exact_at(&mut trailer, stored_len - TRAILER_LEN, Access::Random, &what)?;
         }
         let bounds = layout::read_bounds(&head, &trailer, stored_len, &what)?;
         let mut index = vec![0u8; bounds.index_len as usize];
-        read_exact_at(&file, &mut index, bounds.index_offset).at(path)?;
+        blob.read_exact_at(&mut index, bounds.index_offset, Access::Random, &what)?;
         let index = layout::read_index(&bounds, &head, &index, &trailer, &what)?;
         Ok(DataObject {
             id,
-            path: path.to_path_buf(),
-            file,
-            random_file: OnceLock::new(),
+            what,
+            blob,
             frame_size: index.frame_size,
             logical_len: index.logical_len,
             stored_len,
@@ -105,7 +83,7 @@ impl DataObject {
 
     /// What to call this object in messages.
     pub fn describe(&self) -> String {
-        describe(&self.id, &self.path)
+        self.what.clone()
     }
 
     /// Reads, decodes and checks frame `i` into a new buffer (filled by the decoder, never
@@ -127,32 +105,15 @@ impl DataObject {
     /// frame), checks them against the index, and hands them to `decode`.
     fn with_stored<R>(&self, i: usize, access: Access, decode: impl FnOnce(&Frame, &[u8]) -> Result<R>) -> Result<R> {
         let f = self.frame_entry(i)?;
-        let file = match access {
-            Access::Random if self.stored_len >= RANDOM_FILE_MIN => self.random_file().unwrap_or(&self.file),
-            _ => &self.file,
-        };
         SCRATCH.with(|cell| {
             let mut stored = cell.borrow_mut();
             stored.clear();
             stored.resize(f.stored_len as usize, 0);
-            read_exact_at(file, &mut stored, f.stored_offset).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                    Error::corrupt(self.describe(), "truncated")
-                } else {
-                    Error::io(&self.path, e)
-                }
-            })?;
-            layout::check_stored(&f, i, &stored, &self.describe())?;
+            self.blob
+                .read_exact_at(&mut stored, f.stored_offset, access, &self.what)?;
+            layout::check_stored(&f, i, &stored, &self.what)?;
             decode(&f, &stored)
         })
-    }
-
-    /// The object's file opened a second time with readahead off (`None` where that fails or
-    /// the platform has no such advice).
-    fn random_file(&self) -> Option<&File> {
-        self.random_file
-            .get_or_init(|| open_without_readahead(&self.path))
-            .as_ref()
     }
 
     fn frame_entry(&self, i: usize) -> Result<Frame> {
@@ -168,13 +129,11 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-fn describe(id: &ObjectId, path: &Path) -> String {
-    format!("data object {} ({})", id.short(), path.display())
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::DataObjectWriter;
+    use std::path::{Path, PathBuf};
+
     use super::*;
     use crate::format::object::{END_MAGIC, FRAME_SIZE, header};
 
@@ -185,6 +144,14 @@ mod tests {
         }
         let f = w.finish().unwrap();
         (f.id, f.temp)
+    }
+
+    /// Opens the object file at `path` as object `id`.
+    fn open_at(id: ObjectId, path: &Path) -> Result<DataObject> {
+        let dir = crate::store::backend::LocalBackend::new(path.parent().unwrap());
+        let key = Key::new(path.file_name().unwrap().to_str().unwrap());
+        let blob = dir.open(&key)?.expect("the object file exists");
+        DataObject::from_blob(id, blob, format!("data object {}", id.short()))
     }
 
     fn sample(n: usize) -> Vec<u8> {
@@ -199,7 +166,7 @@ mod tests {
             let data = sample(n);
             let (id, path) = write_object(dir.path(), &data);
             assert_eq!(id, ObjectId::from(blake3::hash(&data)));
-            let obj = DataObject::open(id, &path).unwrap();
+            let obj = open_at(id, &path).unwrap();
             assert_eq!(obj.logical_len(), n as u64);
             let mut back = Vec::new();
             for i in 0..obj.frames().len() {
@@ -210,7 +177,7 @@ mod tests {
     }
 
     #[test]
-    fn random_access_reads_the_same_frames_through_its_own_file() {
+    fn random_access_reads_the_same_frames() {
         let dir = tempfile::tempdir().unwrap();
         // Incompressible, so the object is large enough for a second file.
         let mut x: u64 = 7;
@@ -223,8 +190,8 @@ mod tests {
             })
             .collect();
         let (id, path) = write_object(dir.path(), &data);
-        let obj = DataObject::open(id, &path).unwrap();
-        assert!(obj.stored_len() >= RANDOM_FILE_MIN);
+        let obj = open_at(id, &path).unwrap();
+        assert!(obj.stored_len() >= (256 << 10));
         for i in (0..obj.frames().len()).rev() {
             let random = obj.read_frame(i, Access::Random).unwrap();
             assert!(random == obj.read_frame(i, Access::Sequential).unwrap(), "frame {i}");
@@ -232,11 +199,6 @@ mod tests {
             obj.read_frame_into(i, &mut into, Access::Random).unwrap();
             assert!(into == random);
         }
-        #[cfg(target_os = "linux")]
-        assert!(
-            matches!(obj.random_file.get(), Some(Some(_))),
-            "a second file was opened"
-        );
 
         // A damaged frame read at random is an error as well, never other bytes.
         let mut bad = std::fs::read(&path).unwrap();
@@ -244,7 +206,7 @@ mod tests {
         let f = obj.frames()[3];
         bad[f.stored_offset as usize + 100] ^= 1;
         std::fs::write(&path, &bad).unwrap();
-        let obj = DataObject::open(id, &path).unwrap();
+        let obj = open_at(id, &path).unwrap();
         assert!(obj.read_frame(3, Access::Random).is_err());
     }
 
@@ -260,7 +222,7 @@ mod tests {
             let mut bad = good.clone();
             bad[i] ^= 0x10;
             std::fs::write(&path, &bad).unwrap();
-            let result = DataObject::open(id, &path)
+            let result = open_at(id, &path)
                 .and_then(|o| (0..o.frames().len()).try_for_each(|f| o.read_frame(f, Access::Sequential).map(|_| ())));
             assert!(result.is_err(), "flip at {i} not detected");
         }
@@ -274,7 +236,7 @@ mod tests {
             // Garbage alone, and garbage with a valid-looking header and end magic.
             for bytes in [data.clone(), [&header(FRAME_SIZE)[..], &data, &tail, END_MAGIC].concat()] {
                 std::fs::write(&path, &bytes).unwrap();
-                if let Ok(o) = DataObject::open(ObjectId([0; 32]), &path) {
+                if let Ok(o) = open_at(ObjectId([0; 32]), &path) {
                     for f in 0..o.frames().len() {
                         let _ = o.read_frame(f, Access::Sequential);
                     }
@@ -290,7 +252,7 @@ mod tests {
         let good = std::fs::read(&path).unwrap();
         for cut in [0, 10, 40, good.len() / 2, good.len() - 1] {
             std::fs::write(&path, &good[..cut]).unwrap();
-            let err = DataObject::open(id, &path).unwrap_err();
+            let err = open_at(id, &path).unwrap_err();
             assert!(err.is_corruption(), "cut {cut}: {err}");
         }
     }

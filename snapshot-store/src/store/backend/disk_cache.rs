@@ -1,0 +1,209 @@
+//! Local copies of a remote store's small files (manifests, version records, signatures,
+//! extent maps, hash trees, small data objects), so that what was read or written once is not
+//! fetched again: a daily write finds yesterday's manifest, records and signatures here.
+//!
+//! Every entry is the file's bytes followed by the blake3 of its key and bytes; an entry that
+//! does not match is deleted and fetched again, so a damaged or misplaced cache file is never
+//! used. Entries are added only after the remote store acknowledged the file (a file that is
+//! cached exists remotely), and the whole directory may be deleted at any time.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::{Access, Backend, Blob, Key, LockHold, PutOutcome, RemoteStats, Staged};
+use crate::error::{Error, Result};
+use crate::os::file as fsio;
+
+/// Files up to this size are kept.
+const SMALL: u64 = 4 << 20;
+/// Bytes after an entry's content: blake3(key, content).
+const CHECK: usize = 32;
+
+/// A remote backend with a cache directory in front.
+#[derive(Debug)]
+pub(crate) struct DiskCache {
+    inner: Box<dyn Backend>,
+    dir: PathBuf,
+}
+
+impl DiskCache {
+    /// `inner` with its small files cached in `dir` (created when needed).
+    pub(crate) fn new(inner: Box<dyn Backend>, dir: PathBuf) -> DiskCache {
+        DiskCache { inner, dir }
+    }
+
+    /// True for the files kept: those written once and never changed in place (manifests,
+    /// version records, objects); never `config`, locks or prune's state.
+    fn cacheable(key: &Key) -> bool {
+        ["snapshots/", "versions/", "objects/"]
+            .iter()
+            .any(|d| key.as_str().starts_with(d))
+    }
+
+    fn entry_path(&self, key: &Key) -> PathBuf {
+        let mut p = self.dir.clone();
+        p.extend(key.as_str().split('/'));
+        p
+    }
+
+    /// The cached bytes of `key`, if a valid entry is there (an invalid one is removed).
+    fn load(&self, key: &Key) -> Option<Vec<u8>> {
+        if !DiskCache::cacheable(key) {
+            return None;
+        }
+        let path = self.entry_path(key);
+        let mut bytes = fs::read(&path).ok()?;
+        let split = bytes.len().checked_sub(CHECK)?;
+        if bytes.get(split..) == Some(&check(key, &bytes[..split])[..]) {
+            bytes.truncate(split);
+            return Some(bytes);
+        }
+        let _ = fs::remove_file(&path);
+        None
+    }
+
+    /// Keeps `bytes` as the entry of `key` (best effort: a cache that cannot be written is
+    /// only slower).
+    fn store(&self, key: &Key, bytes: &[u8]) {
+        if bytes.len() as u64 > SMALL || !DiskCache::cacheable(key) {
+            return;
+        }
+        let path = self.entry_path(key);
+        let Some(dir) = path.parent() else { return };
+        if fs::create_dir_all(dir).is_err() {
+            return;
+        }
+        let Ok((mut f, temp)) = fsio::create_temp(dir, "entry") else {
+            return;
+        };
+        let written = std::io::Write::write_all(&mut f, bytes)
+            .and_then(|()| std::io::Write::write_all(&mut f, &check(key, bytes)));
+        drop(f);
+        if written.is_err() || fs::rename(&temp, &path).is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+    }
+
+    /// The small files of `files`, read before publication removes them from the spool.
+    fn small_ones(files: &[Staged]) -> Vec<(Key, Vec<u8>)> {
+        (files.iter())
+            .filter(|f| fs::metadata(&f.temp).is_ok_and(|m| m.len() <= SMALL))
+            .filter_map(|f| Some((f.key.clone(), fs::read(&f.temp).ok()?)))
+            .collect()
+    }
+}
+
+fn check(key: &Key, bytes: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(key.as_str().as_bytes());
+    h.update(&[0]);
+    h.update(bytes);
+    *h.finalize().as_bytes()
+}
+
+impl Backend for DiskCache {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+
+    fn describe(&self, key: &Key) -> String {
+        self.inner.describe(key)
+    }
+
+    fn spool_dir(&self) -> &Path {
+        self.inner.spool_dir()
+    }
+
+    fn read(&self, key: &Key) -> Result<Option<Vec<u8>>> {
+        if let Some(b) = self.load(key) {
+            return Ok(Some(b));
+        }
+        let got = self.inner.read(key)?;
+        if let Some(b) = &got {
+            self.store(key, b);
+        }
+        Ok(got)
+    }
+
+    fn open(&self, key: &Key) -> Result<Option<Box<dyn Blob>>> {
+        if let Some(bytes) = self.load(key) {
+            return Ok(Some(Box::new(MemoryBlob(bytes))));
+        }
+        let blob = self.inner.open(key)?;
+        if let Some(whole) = blob.as_ref().and_then(|b| b.whole()) {
+            self.store(key, whole);
+        }
+        Ok(blob)
+    }
+
+    fn exists(&self, key: &Key) -> Result<bool> {
+        Ok((DiskCache::cacheable(key) && self.entry_path(key).is_file()) || self.inner.exists(key)?)
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<(Key, u64)>> {
+        self.inner.list(dir)
+    }
+
+    fn publish(&self, files: &[Staged]) -> Result<()> {
+        let small = DiskCache::small_ones(files);
+        self.inner.publish(files)?;
+        for (key, bytes) in small {
+            self.store(&key, &bytes);
+        }
+        Ok(())
+    }
+
+    fn publish_one(&self, file: &Staged) -> Result<PutOutcome> {
+        let small = DiskCache::small_ones(std::slice::from_ref(file));
+        let outcome = self.inner.publish_one(file)?;
+        if outcome == PutOutcome::Created {
+            for (key, bytes) in small {
+                self.store(&key, &bytes);
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn create(&self, key: &Key, bytes: &[u8]) -> Result<PutOutcome> {
+        let outcome = self.inner.create(key, bytes)?;
+        if outcome == PutOutcome::Created {
+            self.store(key, bytes);
+        }
+        Ok(outcome)
+    }
+
+    fn replace(&self, key: &Key, bytes: &[u8]) -> Result<()> {
+        let _ = fs::remove_file(self.entry_path(key));
+        self.inner.replace(key, bytes)
+    }
+
+    fn lock(&self, wait: bool) -> Result<Box<dyn LockHold>> {
+        self.inner.lock(wait)
+    }
+
+    fn remote_stats(&self) -> Option<RemoteStats> {
+        self.inner.remote_stats()
+    }
+}
+
+/// A cached file, whole in memory.
+#[derive(Debug)]
+struct MemoryBlob(Vec<u8>);
+
+impl Blob for MemoryBlob {
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64, _access: Access, what: &str) -> Result<()> {
+        let end = offset as usize + buf.len();
+        let src = (self.0.get(offset as usize..end))
+            .ok_or_else(|| Error::corrupt(what, format!("truncated (ends before byte {end})")))?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn whole(&self) -> Option<&[u8]> {
+        Some(&self.0)
+    }
+}

@@ -1,0 +1,186 @@
+//! Where a store's files live: the one small storage interface the rest of the store is written
+//! against, as restic, kopia and borg 2 have theirs.
+//!
+//! A store is a set of files named by [`Key`]s (`config`, `snapshots/<id>`, `objects/ab/ab…`):
+//! the same names in a directory ([`LocalBackend`]) and under a bucket prefix (the S3 backend),
+//! so a store copied from one to the other with any tool stays a store. The interface has only
+//! what the commit protocol needs, and nothing that an object store cannot do atomically:
+//!
+//! - whole reads of small files, random-access reads of large ones ([`Blob`]);
+//! - [`Backend::publish`]: files finished in a local spool directory become store files
+//!   *if absent* (an existing file is kept: every file but `config` is content-addressed or
+//!   written once), durably, before the call returns;
+//! - [`Backend::publish_one`], the same for one file with the outcome, which makes the
+//!   manifest's creation the commit point;
+//! - [`Backend::replace`] for the few mutable files (`config`).
+//!
+//! The local backend is the directory code the store always had: temporary files in `tmp/`,
+//! `fsync`, `renameat2(RENAME_NOREPLACE)`, directory `fsync`.
+
+mod disk_cache;
+mod local;
+mod s3;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub(crate) use disk_cache::DiskCache;
+pub(crate) use local::LocalBackend;
+pub(crate) use s3::S3Backend;
+pub use s3::{DEFAULT_CONNECTIONS, RemoteOptions, RemoteStats};
+
+use crate::error::Result;
+use crate::format::snapshot::SnapshotId;
+use crate::id::{ObjectId, VersionId};
+
+/// The name of one store file: a relative path with `/` separators.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct Key(String);
+
+impl Key {
+    /// The store's configuration.
+    pub(crate) const CONFIG: &'static str = "config";
+
+    /// A key from its text (a relative path with `/` separators, no `.` or `..` parts).
+    pub(crate) fn new(s: impl Into<String>) -> Key {
+        Key(s.into())
+    }
+
+    /// The key of object `id` (data objects, signatures, extent maps, hash trees).
+    pub(crate) fn object(id: &ObjectId) -> Key {
+        fanned("objects", &id.to_hex())
+    }
+
+    /// The key of version record `id`.
+    pub(crate) fn version(id: &VersionId) -> Key {
+        fanned("versions", &id.to_hex())
+    }
+
+    /// The key of snapshot manifest `id`.
+    pub(crate) fn snapshot(id: &SnapshotId) -> Key {
+        Key(format!("snapshots/{}", id.as_str()))
+    }
+
+    /// The key's text.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The last part of the key (a file name).
+    pub(crate) fn file_name(&self) -> &str {
+        self.0.rsplit('/').next().unwrap_or(&self.0)
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `dir/xx/hex` for a content-addressed file.
+fn fanned(dir: &str, hex: &str) -> Key {
+    Key(format!("{dir}/{}/{hex}", hex.get(..2).unwrap_or(hex)))
+}
+
+/// How a caller reads a [`Blob`], which decides whether read-ahead helps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reading on from here (streams, large requests): read-ahead helps.
+    Sequential,
+    /// An isolated small read: fetch these bytes and nothing more. The kernel would otherwise
+    /// read ahead 64-128 KiB for each, which makes cold random reads wait longer.
+    Random,
+}
+
+/// A store file open for random-access reads.
+pub(crate) trait Blob: Send + Sync + fmt::Debug {
+    /// The file's length in bytes.
+    fn len(&self) -> u64;
+
+    /// Fills `buf` from `offset`; a file that ends first is reported as corrupt (truncated),
+    /// naming `what`.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64, access: Access, what: &str) -> Result<()>;
+
+    /// The whole file, when it is already in memory (a small remote file fetched whole).
+    fn whole(&self) -> Option<&[u8]> {
+        None
+    }
+}
+
+/// A file finished in the spool directory, to become store file `key`.
+#[derive(Debug)]
+pub(crate) struct Staged {
+    /// The finished file in [`Backend::spool_dir`].
+    pub temp: PathBuf,
+    /// Its name in the store.
+    pub key: Key,
+}
+
+/// What [`Backend::publish_one`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PutOutcome {
+    /// The file is now in the store, with the bytes given.
+    Created,
+    /// A file of that name was there already and was kept (the spooled file is deleted).
+    Exists,
+}
+
+/// Proof that this process holds a store's writer lock, until dropped.
+pub(crate) trait LockHold: Send + Sync + fmt::Debug {
+    /// Confirms the lock is still held (a remote lock is refreshed now), or
+    /// [`Error::LockLost`](crate::Error::LockLost).
+    fn check(&self) -> Result<()>;
+}
+
+/// The storage under a store: a directory or a bucket prefix.
+pub(crate) trait Backend: Send + Sync + fmt::Debug {
+    /// What to call the whole store in messages: its directory, or its `s3:` URL.
+    fn location(&self) -> String;
+
+    /// What to call store file `key` in messages (its path, or its key under the URL).
+    fn describe(&self, key: &Key) -> String;
+
+    /// A local directory for files being written (on the store's filesystem for a directory
+    /// store, so that publishing is a rename).
+    fn spool_dir(&self) -> &Path;
+
+    /// The whole of store file `key`, or `None` when there is none.
+    fn read(&self, key: &Key) -> Result<Option<Vec<u8>>>;
+
+    /// Store file `key` open for random-access reads, or `None` when there is none.
+    fn open(&self, key: &Key) -> Result<Option<Box<dyn Blob>>>;
+
+    /// True when store file `key` exists.
+    fn exists(&self, key: &Key) -> Result<bool>;
+
+    /// Every store file whose key starts with `dir` + `/`, at any depth, with its length, in no
+    /// particular order. A missing directory lists nothing.
+    fn list(&self, dir: &str) -> Result<Vec<(Key, u64)>>;
+
+    /// Makes each staged file the store file of its key unless that exists (then the existing
+    /// one is kept), durably before returning, and removes the spooled files. On error, some
+    /// may have been published and the rest are left in the spool.
+    fn publish(&self, files: &[Staged]) -> Result<()>;
+
+    /// [`publish`](Backend::publish) for one file, saying whether it was created or found.
+    fn publish_one(&self, file: &Staged) -> Result<PutOutcome>;
+
+    /// Writes `bytes` as store file `key` unless it exists, durably.
+    fn create(&self, key: &Key, bytes: &[u8]) -> Result<PutOutcome>;
+
+    /// Takes the store's writer lock, waiting for its holder to let go if `wait`
+    /// ([`Error::Locked`](crate::Error::Locked) otherwise).
+    fn lock(&self, wait: bool) -> Result<Box<dyn LockHold>>;
+
+    /// Requests and bytes exchanged with a remote store so far; `None` for a local one.
+    fn remote_stats(&self) -> Option<RemoteStats> {
+        None
+    }
+
+    /// Writes `bytes` as store file `key`, replacing what is there, durably and atomically
+    /// (readers see the old bytes or the new, never a mix).
+    fn replace(&self, key: &Key, bytes: &[u8]) -> Result<()>;
+}

@@ -1,0 +1,485 @@
+//! A store under a bucket prefix of an S3-compatible object store.
+//!
+//! Keys are the store's file names under the prefix (`PREFIX/config`, `PREFIX/objects/ab/ab…`).
+//! Publication is a `PUT` with `If-None-Match: *`: 412 means the key exists and is kept, so
+//! content-addressed files are uploaded once however often a write is repeated, and the
+//! manifest's conditional `PUT` is the commit point. Large files go up in parts
+//! ([`upload`]); reads of large files are ranged ([`blob`]).
+
+mod blob;
+mod client;
+mod lock;
+mod upload;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+use rusty_s3::actions::ListObjectsV2;
+use rusty_s3::{Bucket, Credentials, UrlStyle};
+
+pub use client::RemoteStats;
+use client::{Body, Client, ClientOptions, Reply, Request, Verb};
+#[cfg(test)]
+pub(super) use upload::MULTIPART_MIN;
+
+use super::{Backend, Blob, Key, LockHold, PutOutcome, Staged};
+use crate::error::{Error, RemoteFailure, Result};
+use crate::store::credentials::S3Credentials;
+use crate::store::location::S3Location;
+
+/// Connections used by default for uploads and parallel reads.
+pub const DEFAULT_CONNECTIONS: usize = 4;
+
+/// How to talk to an object store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteOptions {
+    /// Requests in flight at once (uploads, parallel reads).
+    pub connections: usize,
+    /// Attempts after the first for a request that failed in a way a retry may mend.
+    pub retries: u32,
+    /// Virtual-host addressing (`BUCKET.HOST`) instead of path-style (`HOST/BUCKET`); `None`
+    /// picks virtual-host for AWS endpoints and path-style for all others.
+    pub virtual_host: Option<bool>,
+    /// Keys per listing page (the server's maximum, 1000, when `None`).
+    pub list_page: Option<usize>,
+    /// How long the writer lock stays valid without a refresh (its holder refreshes it four
+    /// times as often).
+    pub lock_ttl: std::time::Duration,
+    /// Write even to a server that ignores conditional writes (`If-None-Match`, `If-Match`):
+    /// safe only while the store never has two writers at once.
+    pub unsafe_no_conditional_writes: bool,
+}
+
+impl Default for RemoteOptions {
+    fn default() -> Self {
+        RemoteOptions {
+            connections: DEFAULT_CONNECTIONS,
+            retries: 6,
+            virtual_host: None,
+            list_page: None,
+            lock_ttl: std::time::Duration::from_secs(120),
+            unsafe_no_conditional_writes: false,
+        }
+    }
+}
+
+/// A store in a bucket prefix.
+#[derive(Debug)]
+pub(crate) struct S3Backend {
+    client: Arc<Client>,
+    pub(super) location: S3Location,
+    /// `PREFIX/`, or empty for a whole bucket.
+    prefix: String,
+    spool: PathBuf,
+    options: RemoteOptions,
+}
+
+impl S3Backend {
+    /// A backend for `location` signing with `credentials`, spooling into `spool`; sends
+    /// nothing yet.
+    pub(crate) fn new(
+        location: &S3Location,
+        credentials: &S3Credentials,
+        options: &RemoteOptions,
+        spool: PathBuf,
+    ) -> Result<S3Backend> {
+        let endpoint: url::Url = location.endpoint().parse().map_err(|e| Error::Remote {
+            what: location.to_string(),
+            kind: RemoteFailure::Protocol,
+            reason: format!("the endpoint is not a URL: {e}"),
+        })?;
+        let aws = location.host.ends_with(".amazonaws.com") || location.host == "amazonaws.com";
+        let style = match options.virtual_host.unwrap_or(aws && !location.bucket.contains('.')) {
+            true => UrlStyle::VirtualHost,
+            false => UrlStyle::Path,
+        };
+        let bucket =
+            Bucket::new(endpoint, style, location.bucket.clone(), credentials.region.clone()).map_err(|e| {
+                Error::Remote {
+                    what: location.to_string(),
+                    kind: RemoteFailure::Protocol,
+                    reason: format!("cannot address bucket {}: {e}", location.bucket),
+                }
+            })?;
+        let creds = match &credentials.session_token {
+            Some(t) => Credentials::new_with_token(&credentials.access_key, &credentials.secret_key, t),
+            None => Credentials::new(&credentials.access_key, &credentials.secret_key),
+        };
+        let client = Client::new(
+            bucket,
+            creds,
+            ClientOptions {
+                retries: options.retries,
+                connections: options.connections,
+            },
+        );
+        let prefix = match location.prefix.as_str() {
+            "" => String::new(),
+            p => format!("{p}/"),
+        };
+        Ok(S3Backend {
+            client: Arc::new(client),
+            location: location.clone(),
+            prefix,
+            spool,
+            options: options.clone(),
+        })
+    }
+
+    /// Points the spool at `dir` (known once the store's id is read).
+    pub(crate) fn set_spool(&mut self, dir: PathBuf) {
+        self.spool = dir;
+    }
+
+    /// The request counters so far.
+    pub(crate) fn stats(&self) -> RemoteStats {
+        self.client.counters.snapshot()
+    }
+
+    /// A listing of at most one key of the store's prefix (404 when the bucket is missing).
+    fn list_one(&self) -> Result<Reply> {
+        let what = || format!("LIST {}", self.location);
+        self.client.send(&what, &[200, 404], &|| {
+            let mut action = self.client.bucket().list_objects_v2(Some(self.client.credentials()));
+            if !self.prefix.is_empty() {
+                action.with_prefix(self.prefix.as_str());
+            }
+            action.with_max_keys(1);
+            Request {
+                method: rusty_s3::Method::Get,
+                verb: Verb::List,
+                url: Client::sign(action, &[]),
+                headers: Vec::new(),
+                body: Body::Empty,
+            }
+        })
+    }
+
+    /// The error for a missing bucket.
+    fn missing_bucket(&self, advice: &str) -> Error {
+        Error::Remote {
+            what: format!("LIST {}", self.location),
+            kind: RemoteFailure::NoSuchBucket,
+            reason: format!(
+                "bucket {} does not exist at {}{advice}",
+                self.location.bucket,
+                self.location.endpoint()
+            ),
+        }
+    }
+
+    /// Fails with a missing-bucket error when the bucket does not exist (a HEAD of a key in a
+    /// missing bucket says only 404).
+    pub(crate) fn check_bucket(&self) -> Result<()> {
+        match self.list_one()?.status {
+            404 => Err(self.missing_bucket("")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Checks that the bucket exists (creating it when `create_bucket`) and that the prefix
+    /// holds nothing, for a new store.
+    pub(crate) fn prepare_empty(&self, create_bucket: bool) -> Result<()> {
+        let mut reply = self.list_one()?;
+        if reply.status == 404 {
+            if !create_bucket {
+                return Err(self.missing_bucket(" (create it, or pass --create-bucket)"));
+            }
+            let create = || format!("PUT (create bucket) {}", self.location.bucket);
+            // 409: another init created it meanwhile.
+            self.client.send(&create, &[200, 409], &|| Request {
+                method: rusty_s3::Method::Put,
+                verb: Verb::Put,
+                url: Client::sign(self.client.bucket().create_bucket(self.client.credentials()), &[]),
+                headers: Vec::new(),
+                body: Body::Empty,
+            })?;
+            reply = self.list_one()?;
+        }
+        let text = String::from_utf8_lossy(&reply.body);
+        let page = ListObjectsV2::parse_response(&text).map_err(|e| Error::Remote {
+            what: format!("LIST {}", self.location),
+            kind: RemoteFailure::Protocol,
+            reason: format!("the listing does not parse: {e}"),
+        })?;
+        if reply.status != 200 || !page.contents.is_empty() {
+            return Err(Error::AlreadyExists {
+                path: PathBuf::from(self.location.to_string()),
+            });
+        }
+        Ok(())
+    }
+    /// The ETag of store file `key` (a HEAD request), or `None` when there is none.
+    pub(crate) fn head(&self, key: &Key) -> Result<Option<String>> {
+        let object = self.object_key(key);
+        let reply = self.client.send(&|| self.what("HEAD", key), &[200, 404], &|| Request {
+            method: rusty_s3::Method::Head,
+            verb: Verb::Head,
+            url: Client::sign(
+                self.client
+                    .bucket()
+                    .head_object(Some(self.client.credentials()), &object),
+                &[],
+            ),
+            headers: Vec::new(),
+            body: Body::Empty,
+        })?;
+        Ok((reply.status == 200).then(|| reply.header("etag").unwrap_or_default().to_string()))
+    }
+
+    /// The bytes of store file `key`, from `copy` (a local file of the ETag and the bytes it
+    /// had when last read) when a HEAD finds the same ETag; else read, and `copy` rewritten.
+    pub(crate) fn read_validated(&self, key: &Key, copy: &Path) -> Result<Option<Vec<u8>>> {
+        let Some(etag) = self.head(key)? else {
+            return Ok(None);
+        };
+        if !etag.is_empty()
+            && let Ok(kept) = std::fs::read(copy)
+            && let Some(at) = kept.iter().position(|&b| b == b'\n')
+            && kept[..at] == *etag.as_bytes()
+        {
+            return Ok(Some(kept[at + 1..].to_vec()));
+        }
+        let reply = self.get(key, &[], &[200])?;
+        if reply.status != 200 {
+            return Ok(None);
+        }
+        let fresh = reply.header("etag").unwrap_or_default();
+        if !fresh.is_empty() && !fresh.contains('\n') {
+            let mut kept = format!("{fresh}\n").into_bytes();
+            kept.extend_from_slice(&reply.body);
+            let _ = copy.parent().map(std::fs::create_dir_all);
+            let _ = std::fs::write(copy, kept);
+        }
+        Ok(Some(reply.body))
+    }
+
+    /// The object key of store file `key`.
+    fn object_key(&self, key: &Key) -> String {
+        format!("{}{}", self.prefix, key.as_str())
+    }
+
+    /// `VERB s3:…/key`, for errors.
+    fn what(&self, verb: &str, key: &Key) -> String {
+        format!("{verb} {}", self.describe(key))
+    }
+
+    /// GET of store file `key`, with `headers`, expecting one of `expected` (404 other than a
+    /// missing bucket is always accepted).
+    fn get(&self, key: &Key, headers: &[(&'static str, String)], expected: &[u16]) -> Result<Reply> {
+        let object = self.object_key(key);
+        let mut accept = expected.to_vec();
+        accept.push(404);
+        let reply = self.client.send(&|| self.what("GET", key), &accept, &|| Request {
+            method: rusty_s3::Method::Get,
+            verb: Verb::Get,
+            url: Client::sign(
+                self.client
+                    .bucket()
+                    .get_object(Some(self.client.credentials()), &object),
+                &[],
+            ),
+            headers: headers.to_vec(),
+            body: Body::Empty,
+        })?;
+        if reply.status == 404 && client::error_code(&reply.body).as_deref() == Some("NoSuchBucket") {
+            return Err(self.missing_bucket(""));
+        }
+        Ok(reply)
+    }
+
+    /// PUT of `body` as store file `key`, only if absent (`If-None-Match: *`).
+    fn put_if_absent(&self, key: &Key, body: Body<'_>) -> Result<PutOutcome> {
+        let object = self.object_key(key);
+        let cond = [("if-none-match", "*".to_string())];
+        let reply = self
+            .client
+            .send(&|| self.what("PUT", key), &[200, 201, 412], &|| Request {
+                method: rusty_s3::Method::Put,
+                verb: Verb::Put,
+                url: Client::sign(
+                    self.client
+                        .bucket()
+                        .put_object(Some(self.client.credentials()), &object),
+                    &cond,
+                ),
+                headers: cond.to_vec(),
+                body,
+            })?;
+        Ok(match reply.status {
+            412 => PutOutcome::Exists,
+            _ => PutOutcome::Created,
+        })
+    }
+
+    /// Uploads staged file `file` unless its key exists.
+    fn upload(&self, file: &Staged) -> Result<PutOutcome> {
+        let len = std::fs::metadata(&file.temp)
+            .map_err(|e| Error::io(&file.temp, e))?
+            .len();
+        if len >= upload::MULTIPART_MIN {
+            return upload::multipart(self, file, len);
+        }
+        self.put_if_absent(
+            &file.key,
+            Body::File {
+                path: &file.temp,
+                offset: 0,
+                len,
+            },
+        )
+    }
+}
+
+impl Backend for S3Backend {
+    fn location(&self) -> String {
+        self.location.to_string()
+    }
+
+    fn describe(&self, key: &Key) -> String {
+        format!("{}/{}", self.location, key.as_str())
+    }
+
+    fn spool_dir(&self) -> &Path {
+        &self.spool
+    }
+
+    fn read(&self, key: &Key) -> Result<Option<Vec<u8>>> {
+        let reply = self.get(key, &[], &[200])?;
+        Ok((reply.status == 200).then_some(reply.body))
+    }
+
+    fn open(&self, key: &Key) -> Result<Option<Box<dyn Blob>>> {
+        blob::S3Blob::open(self, key).map(|b| b.map(|b| Box::new(b) as Box<dyn Blob>))
+    }
+
+    fn exists(&self, key: &Key) -> Result<bool> {
+        let object = self.object_key(key);
+        let reply = self.client.send(&|| self.what("HEAD", key), &[200, 404], &|| Request {
+            method: rusty_s3::Method::Head,
+            verb: Verb::Head,
+            url: Client::sign(
+                self.client
+                    .bucket()
+                    .head_object(Some(self.client.credentials()), &object),
+                &[],
+            ),
+            headers: Vec::new(),
+            body: Body::Empty,
+        })?;
+        Ok(reply.status == 200)
+    }
+
+    fn list(&self, dir: &str) -> Result<Vec<(Key, u64)>> {
+        let prefix = format!("{}{dir}/", self.prefix);
+        let what = || format!("LIST {}/{dir}/", self.location);
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let reply = self.client.send(&what, &[200], &|| {
+                let mut action = self.client.bucket().list_objects_v2(Some(self.client.credentials()));
+                action.with_prefix(prefix.as_str());
+                if let Some(n) = self.options.list_page {
+                    action.with_max_keys(n);
+                }
+                if let Some(t) = &token {
+                    action.with_continuation_token(t.as_str());
+                }
+                Request {
+                    method: rusty_s3::Method::Get,
+                    verb: Verb::List,
+                    url: Client::sign(action, &[]),
+                    headers: Vec::new(),
+                    body: Body::Empty,
+                }
+            })?;
+            let text = String::from_utf8_lossy(&reply.body);
+            let page = ListObjectsV2::parse_response(&text).map_err(|e| Error::Remote {
+                what: what(),
+                kind: RemoteFailure::Protocol,
+                reason: format!("the listing does not parse: {e}"),
+            })?;
+            for item in page.contents {
+                if let Some(rest) = item.key.strip_prefix(&self.prefix) {
+                    out.push((Key::new(rest), item.size.unwrap_or(0)));
+                }
+            }
+            match page.next_continuation_token {
+                Some(t) if !t.is_empty() => token = Some(t),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    fn publish(&self, files: &[Staged]) -> Result<()> {
+        let next = AtomicUsize::new(0);
+        let failed: Mutex<Option<Error>> = Mutex::new(None);
+        let workers = self.options.connections.clamp(1, files.len().max(1));
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    while failed.lock().is_none() {
+                        let Some(file) = files.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                            return;
+                        };
+                        match self.upload(file) {
+                            Ok(_) => {
+                                let _ = std::fs::remove_file(&file.temp);
+                            }
+                            Err(e) => {
+                                failed.lock().get_or_insert(e);
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        match failed.into_inner() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn publish_one(&self, file: &Staged) -> Result<PutOutcome> {
+        let bytes = std::fs::read(&file.temp).map_err(|e| Error::io(&file.temp, e))?;
+        let outcome = match self.put_if_absent(&file.key, Body::Bytes(&bytes))? {
+            // A reply lost after the first attempt succeeded makes its retry see its own file:
+            // the same bytes are this call's success, never another writer's.
+            PutOutcome::Exists if self.read(&file.key)?.as_deref() == Some(&bytes[..]) => PutOutcome::Created,
+            other => other,
+        };
+        let _ = std::fs::remove_file(&file.temp);
+        Ok(outcome)
+    }
+
+    fn create(&self, key: &Key, bytes: &[u8]) -> Result<PutOutcome> {
+        self.put_if_absent(key, Body::Bytes(bytes))
+    }
+
+    fn remote_stats(&self) -> Option<RemoteStats> {
+        Some(self.stats())
+    }
+
+    fn lock(&self, wait: bool) -> Result<Box<dyn LockHold>> {
+        Ok(Box::new(lock::acquire(self, wait)?))
+    }
+
+    fn replace(&self, key: &Key, bytes: &[u8]) -> Result<()> {
+        let object = self.object_key(key);
+        self.client.send(&|| self.what("PUT", key), &[200, 201], &|| Request {
+            method: rusty_s3::Method::Put,
+            verb: Verb::Put,
+            url: Client::sign(
+                self.client
+                    .bucket()
+                    .put_object(Some(self.client.credentials()), &object),
+                &[],
+            ),
+            headers: Vec::new(),
+            body: Body::Bytes(bytes),
+        })?;
+        Ok(())
+    }
+}

@@ -1,0 +1,324 @@
+//! The storage interface's contract, run against every backend: a store directory always, and
+//! a bucket prefix of the S3 test server when `.ci/with-s3` runs one (`BACKUP_FS_TEST_S3`; the
+//! S3 half fails rather than skips when `BACKUP_FS_REQUIRE` names `s3` or `all`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+use crate::error::{Error, RemoteFailure};
+use crate::failpoint::{Action, Point, arm, disarm};
+use crate::store::credentials::S3Credentials;
+use crate::store::location::StoreLocation;
+use crate::testdata::pseudo;
+
+/// The S3 test server's endpoint and keys, or `None` (then the S3 half is skipped, unless
+/// required).
+fn s3_server() -> Option<(String, String, String)> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let found = (|| {
+        Some((
+            var("BACKUP_FS_TEST_S3")?,
+            var("BACKUP_FS_TEST_S3_KEY")?,
+            var("BACKUP_FS_TEST_S3_SECRET")?,
+        ))
+    })();
+    if found.is_none() {
+        let required = var("BACKUP_FS_REQUIRE").unwrap_or_default();
+        if required.split(',').any(|r| matches!(r.trim(), "all" | "s3")) {
+            panic!(
+                "the S3 half of this test is required (BACKUP_FS_REQUIRE={required}) but BACKUP_FS_TEST_S3 is not set"
+            );
+        }
+        eprintln!("skipped the S3 half: BACKUP_FS_TEST_S3 is not set (run under `bash .ci/with-s3`)");
+    }
+    found
+}
+
+/// A backend on a new prefix of the S3 test server's bucket, spooling in `dir/tmp`.
+fn s3_backend(dir: &Path, options: RemoteOptions) -> Option<S3Backend> {
+    let (endpoint, key, secret) = s3_server()?;
+    let name = dir
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_lowercase()
+        .replace('.', "-");
+    let StoreLocation::S3(at) = StoreLocation::parse(&format!("s3:{endpoint}/bfs-unit/{name}"), false).unwrap() else {
+        unreachable!()
+    };
+    let credentials = S3Credentials {
+        access_key: key,
+        secret_key: secret,
+        session_token: None,
+        region: "us-east-1".into(),
+        source: "test".into(),
+    };
+    std::fs::create_dir_all(dir.join("tmp")).unwrap();
+    let b = S3Backend::new(&at, &credentials, &options, dir.join("tmp")).unwrap();
+    b.prepare_empty(true).unwrap();
+    Some(b)
+}
+
+/// Every backend to run a contract on, each with its scratch directory.
+fn backends(options: RemoteOptions) -> Vec<(Box<dyn Backend>, tempfile::TempDir)> {
+    let local = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(local.path().join("tmp")).unwrap();
+    let mut out: Vec<(Box<dyn Backend>, tempfile::TempDir)> = vec![(Box::new(LocalBackend::new(local.path())), local)];
+    let remote = tempfile::Builder::new().prefix("bfs-unit").tempdir().unwrap();
+    if let Some(b) = s3_backend(remote.path(), options) {
+        out.push((Box::new(b), remote));
+    }
+    out
+}
+
+/// `bytes` staged in the backend's spool for `key`.
+fn staged(b: &dyn Backend, key: &str, bytes: &[u8]) -> Staged {
+    let (mut f, temp) = crate::os::file::create_temp(b.spool_dir(), "test").unwrap();
+    std::io::Write::write_all(&mut f, bytes).unwrap();
+    Staged {
+        temp,
+        key: Key::new(key),
+    }
+}
+
+#[test]
+fn publication_keeps_the_first_bytes_and_removes_the_spooled_files() {
+    for (b, _dir) in backends(RemoteOptions::default()) {
+        let b = b.as_ref();
+        let first = staged(b, "objects/ab/abc", b"first");
+        b.publish(std::slice::from_ref(&first)).unwrap();
+        assert!(!first.temp.exists(), "{}: the spooled file is gone", b.location());
+        let second = staged(b, "objects/ab/abc", b"second");
+        b.publish(std::slice::from_ref(&second)).unwrap();
+        assert_eq!(
+            b.read(&Key::new("objects/ab/abc")).unwrap().as_deref(),
+            Some(&b"first"[..])
+        );
+        let third = staged(b, "objects/ab/abc", b"third");
+        assert_eq!(b.publish_one(&third).unwrap(), PutOutcome::Exists, "{}", b.location());
+        assert!(!third.temp.exists());
+        assert_eq!(
+            b.create(&Key::new("objects/ab/abc"), b"fourth").unwrap(),
+            PutOutcome::Exists
+        );
+        assert_eq!(
+            b.read(&Key::new("objects/ab/abc")).unwrap().as_deref(),
+            Some(&b"first"[..])
+        );
+        assert_eq!(
+            b.publish_one(&staged(b, "snapshots/s1", b"m")).unwrap(),
+            PutOutcome::Created
+        );
+        assert!(b.exists(&Key::new("snapshots/s1")).unwrap());
+        b.replace(&Key::new("config"), b"one").unwrap();
+        b.replace(&Key::new("config"), b"two").unwrap();
+        assert_eq!(b.read(&Key::new("config")).unwrap().as_deref(), Some(&b"two"[..]));
+    }
+}
+
+#[test]
+fn missing_files_are_none_not_errors() {
+    for (b, _dir) in backends(RemoteOptions::default()) {
+        let key = Key::new("versions/00/0000");
+        assert_eq!(b.read(&key).unwrap(), None, "{}", b.location());
+        assert!(b.open(&key).unwrap().is_none());
+        assert!(!b.exists(&key).unwrap());
+        assert!(b.list("nothing-here").unwrap().is_empty());
+    }
+}
+
+#[test]
+fn ranges_and_suffixes_read_exactly_what_is_there() {
+    for (b, _dir) in backends(RemoteOptions::default()) {
+        let b = b.as_ref();
+        let data = pseudo(300_000, 5);
+        b.publish(&[staged(b, "objects/11/big", &data), staged(b, "objects/22/empty", b"")])
+            .unwrap();
+        let blob = b.open(&Key::new("objects/11/big")).unwrap().unwrap();
+        assert_eq!(blob.len(), data.len() as u64);
+        for (at, len) in [
+            (0usize, 10usize),
+            (1000, 70_000),
+            (299_990, 10),
+            (200_000, 100_000),
+            (5, 0),
+        ] {
+            let mut buf = vec![0u8; len];
+            blob.read_exact_at(&mut buf, at as u64, Access::Random, "big").unwrap();
+            assert!(buf == data[at..at + len], "{}: bytes {at}+{len}", b.location());
+        }
+        let mut buf = vec![0u8; 20];
+        let err = blob
+            .read_exact_at(&mut buf, 299_990, Access::Random, "file big")
+            .unwrap_err();
+        assert!(err.to_string().contains("file big is corrupt: truncated"), "{err}");
+        let empty = b.open(&Key::new("objects/22/empty")).unwrap().unwrap();
+        assert_eq!(empty.len(), 0, "{}", b.location());
+    }
+}
+
+#[test]
+fn listings_cross_pages_and_nested_directories() {
+    let options = RemoteOptions {
+        list_page: Some(2),
+        ..RemoteOptions::default()
+    };
+    for (b, _dir) in backends(options) {
+        let b = b.as_ref();
+        let names = [
+            "objects/aa/a1",
+            "objects/aa/a2",
+            "objects/bb/b1",
+            "objects/cc/c1",
+            "objects/cc/c2",
+        ];
+        let files: Vec<Staged> = names.iter().map(|n| staged(b, n, n.as_bytes())).collect();
+        b.publish(&files).unwrap();
+        b.publish(&[staged(b, "versions/aa/v", b"v")]).unwrap();
+        let mut got: Vec<(String, u64)> = (b.list("objects").unwrap().into_iter())
+            .map(|(k, n)| (k.as_str().to_string(), n))
+            .collect();
+        got.sort();
+        let want: Vec<(String, u64)> = names.iter().map(|n| (n.to_string(), n.len() as u64)).collect();
+        assert_eq!(got, want, "{}", b.location());
+    }
+}
+
+#[test]
+fn the_writer_lock_is_exclusive_until_dropped() {
+    for (b, _dir) in backends(RemoteOptions::default()) {
+        let held = b.lock(false).unwrap();
+        held.check().unwrap();
+        let err = b.lock(false).unwrap_err();
+        assert!(matches!(err, Error::Locked { .. }), "{}: {err}", b.location());
+        assert!(err.to_string().contains("pid"), "{err}");
+        drop(held);
+        b.lock(false).unwrap().check().unwrap();
+    }
+}
+
+#[test]
+fn a_retried_manifest_that_finds_its_own_bytes_is_created_once() {
+    let dir = tempfile::Builder::new().prefix("bfs-unit").tempdir().unwrap();
+    let Some(b) = s3_backend(dir.path(), RemoteOptions::default()) else {
+        return;
+    };
+    // A first attempt whose reply was lost left the manifest there: the retry sees 412.
+    b.create(&Key::new("snapshots/s"), b"manifest").unwrap();
+    assert_eq!(
+        b.publish_one(&staged(&b, "snapshots/s", b"manifest")).unwrap(),
+        PutOutcome::Created
+    );
+    assert_eq!(
+        b.publish_one(&staged(&b, "snapshots/s", b"another")).unwrap(),
+        PutOutcome::Exists
+    );
+    assert_eq!(
+        b.read(&Key::new("snapshots/s")).unwrap().as_deref(),
+        Some(&b"manifest"[..])
+    );
+}
+
+#[test]
+fn wrong_keys_are_denied_with_the_variables_named() {
+    let dir = tempfile::Builder::new().prefix("bfs-unit").tempdir().unwrap();
+    let Some(good) = s3_backend(dir.path(), RemoteOptions::default()) else {
+        return;
+    };
+    let credentials = S3Credentials {
+        access_key: std::env::var("BACKUP_FS_TEST_S3_KEY").unwrap(),
+        secret_key: "wrong".into(),
+        session_token: None,
+        region: "us-east-1".into(),
+        source: "test".into(),
+    };
+    let options = RemoteOptions {
+        retries: 0,
+        ..RemoteOptions::default()
+    };
+    let bad = S3Backend::new(&good.location, &credentials, &options, dir.path().join("tmp")).unwrap();
+    let err = bad.read(&Key::new("config")).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::Remote {
+                kind: RemoteFailure::Denied,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("AWS_SECRET_ACCESS_KEY"), "{err}");
+}
+
+/// Writes a lock object as another writer would have left it.
+fn plant_lock(b: &S3Backend, host: &str, pid: u32, ttl: u64) {
+    let body = format!("backup-fs writer lock\nhost: {host}\npid: {pid}\ntoken: t\nttl: {ttl}\n");
+    b.replace(&Key::new("locks/writer"), body.as_bytes()).unwrap();
+}
+
+#[test]
+fn stale_and_orphaned_locks_are_taken_over_and_a_lost_lock_is_noticed() {
+    let dir = tempfile::Builder::new().prefix("bfs-unit").tempdir().unwrap();
+    let options = RemoteOptions {
+        lock_ttl: Duration::from_secs(2),
+        ..RemoteOptions::default()
+    };
+    let Some(b) = s3_backend(dir.path(), options) else {
+        return;
+    };
+    // A live writer elsewhere: refused now, taken over once its time to live passes unrefreshed.
+    plant_lock(&b, "elsewhere", 1, 1);
+    let err = b.lock(false).unwrap_err();
+    assert!(err.to_string().contains("host elsewhere pid 1"), "{err}");
+    std::thread::sleep(Duration::from_millis(2500));
+    let held = b.lock(false).unwrap();
+    held.check().unwrap();
+    // Another writer takes the lock over: this holder notices and may not commit.
+    plant_lock(&b, "elsewhere", 2, 3600);
+    let err = held.check().unwrap_err();
+    assert!(matches!(err, Error::LockLost { .. }), "{err:?}");
+    drop(held);
+    assert!(
+        b.exists(&Key::new("locks/writer")).unwrap(),
+        "a lost lock is not deleted"
+    );
+    // A lock of a process of this host that is gone is taken over at once.
+    plant_lock(&b, &crate::os::meta::hostname(), i32::MAX as u32, 3600);
+    b.lock(false).unwrap().check().unwrap();
+}
+
+#[test]
+fn an_interrupted_multipart_upload_resumes_after_its_last_part() {
+    let dir = tempfile::Builder::new().prefix("bfs-unit").tempdir().unwrap();
+    let options = RemoteOptions {
+        connections: 1,
+        ..RemoteOptions::default()
+    };
+    let Some(b) = s3_backend(dir.path(), options) else {
+        return;
+    };
+    let len = s3::MULTIPART_MIN as usize + (3 << 20);
+    let data = pseudo(len, 9);
+    let file = staged(&b, "objects/99/big", &data);
+    arm(Point::PartUploaded, dir.path(), Action::Error, 2);
+    let err = b.publish(std::slice::from_ref(&file)).unwrap_err();
+    assert!(err.to_string().contains("fail point"), "{err}");
+    assert!(!b.exists(&Key::new("objects/99/big")).unwrap());
+    disarm(dir.path());
+    let before = b.stats();
+    b.publish(std::slice::from_ref(&file)).unwrap();
+    let sent = b.stats().bytes_up - before.bytes_up;
+    let parts_done = 2 * (16u64 << 20);
+    assert!(
+        sent <= len as u64 - parts_done + (64 << 10),
+        "resumed upload sent {sent} of {len} bytes"
+    );
+    let blob = b.open(&Key::new("objects/99/big")).unwrap().unwrap();
+    assert_eq!(blob.len(), len as u64);
+    let mut back = vec![0u8; len];
+    blob.read_exact_at(&mut back, 0, Access::Sequential, "big").unwrap();
+    assert!(back == data, "the completed object has the file's bytes");
+}

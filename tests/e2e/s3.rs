@@ -1,0 +1,321 @@
+//! Stores in an S3-compatible object store (the SeaweedFS that `.ci/with-s3` starts on loopback
+//! in a private network namespace): everything a user does with a directory store, done on a
+//! bucket prefix, and the clear errors of credentials, buckets and servers that are wrong.
+
+use std::fs;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::proxy::{Proxy, ProxyOptions};
+use crate::util::*;
+
+/// The big file of the round trip: larger than the multipart threshold (64 MiB), so its first
+/// upload goes in parts.
+const BIG: usize = 80 << 20;
+
+/// Day `day`'s change of the source: the big file gets scattered 4 KiB writes and one
+/// contiguous 1 MiB run, a few small files change, one is added.
+fn change(src: &Path, day: u64) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .open(src.join("vm/disk.img"))
+        .unwrap();
+    for i in 0..40u64 {
+        let at = (i * 2_000_003 + day * 7_919) % (BIG as u64 - 4096);
+        f.seek(SeekFrom::Start(at & !4095)).unwrap();
+        f.write_all(&pseudo(4096, day * 100 + i)).unwrap();
+    }
+    f.seek(SeekFrom::Start((day * 9 + 3) << 20)).unwrap();
+    f.write_all(&pseudo(1 << 20, day + 1000)).unwrap();
+    drop(f);
+    for i in 0..3 {
+        let n = (day * 3 + i) % 300;
+        fs::write(
+            src.join(format!("mail/{}/m{n}.eml", n % 10)),
+            texty(2000 + n as usize, day + 7),
+        )
+        .unwrap();
+    }
+    fs::write(src.join(format!("mail/new-{day}.eml")), texty(3000, day)).unwrap();
+}
+
+fn build(src: &Path) {
+    fs::create_dir_all(src.join("vm")).unwrap();
+    fs::write(src.join("vm/disk.img"), pseudo(BIG, 1)).unwrap();
+    for n in 0..300usize {
+        let dir = src.join(format!("mail/{}", n % 10));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(format!("m{n}.eml")), texty(1000 + n * 37, n as u64)).unwrap();
+    }
+    fs::hard_link(src.join("mail/0/m0.eml"), src.join("mail/1/link-to-m0.eml")).unwrap();
+    fs::hard_link(src.join("mail/2/m2.eml"), src.join("mail/2/link-to-m2.eml")).unwrap();
+    if set_xattr(&src.join("mail/3/m3.eml"), "user.tag", b"important") {
+        set_xattr(&src.join("vm"), "user.kind", b"images");
+    }
+}
+
+#[test]
+fn a_store_in_a_bucket_backs_up_restores_and_verifies_like_a_directory() {
+    if !have(&[Need::S3]) {
+        return;
+    }
+    let env = Env::s3(&["--min-delta-size", "1M"]).unwrap();
+    let src = env.path("src");
+    build(&src);
+    let mut models = Vec::new();
+    let mut ids = Vec::new();
+    for day in 0..4 {
+        if day > 0 {
+            change(&src, day);
+        }
+        let_timestamps_settle();
+        let s = env.write(&src, &[]);
+        ids.push(s["snapshot"].as_str().unwrap().to_string());
+        models.push(model(&src));
+        let remote = &s["remote"];
+        assert!(remote["put"].as_u64().unwrap() > 0, "{s}");
+        if day > 0 {
+            // Only the change travels: the big file's delta, not the file.
+            let up = remote["bytes_up"].as_u64().unwrap();
+            assert!(up < 8 << 20, "day {day} uploaded {up} bytes: {s}");
+        }
+    }
+    assert_eq!(env.snapshots(), ids);
+    let log: Value = serde_json::from_str(&env.ok(&["log", "vm/disk.img", "--json"])).unwrap();
+    assert_eq!(log.as_array().unwrap().len(), 4, "{log}");
+    assert_eq!(
+        env.cat("latest", "mail/3/m3.eml"),
+        fs::read(src.join("mail/3/m3.eml")).unwrap()
+    );
+    for (id, expected) in ids.iter().zip(&models) {
+        let target = env.path(&format!("restored-{id}"));
+        env.ok(&["restore", id, target.to_str().unwrap()]);
+        assert_same_tree(expected, &model(&target), is_root());
+        fs::remove_dir_all(&target).unwrap();
+    }
+    let out = env.run(&["verify", "--read-data"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    for cmd in [&["prune"][..], &["forget", "latest"]] {
+        let out = env.run(cmd);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("not supported yet"),
+            "{cmd:?}: {err}"
+        );
+    }
+    assert_eq!(env.snapshots(), ids, "nothing was forgotten");
+
+    // Mounted over the network, every snapshot serves the same bytes.
+    if crate::mount::fuse_available() {
+        let mnt = env.path("mnt");
+        let _mount = crate::mount::Mount::start_with(&env, &mnt, &[]);
+        for (id, expected) in ids.iter().zip(&models) {
+            for (path, e) in expected {
+                if e.kind == "file" {
+                    let got = fs::read(mnt.join(id).join(path)).unwrap();
+                    assert_eq!(Some(blake3::hash(&got)), e.content, "{id}/{}", path.display());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn wrong_credentials_buckets_and_stores_get_their_own_errors() {
+    if !have(&[Need::S3]) {
+        return;
+    }
+    let env = Env::s3(&[]).unwrap();
+    let store = env.store.to_str().unwrap().to_string();
+    let run = |store: &str, envs: &[(&str, &str)], args: &[&str]| {
+        let mut c = env.cmd_at(Path::new(store), args);
+        c.arg("--retries").arg("1").envs(envs.iter().copied());
+        let out = c.output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (code, err) = run(&store, &[("AWS_SECRET_ACCESS_KEY", "wrong")], &["list"]);
+    assert_eq!(code, Some(10), "{err}");
+    assert!(err.contains("403") && err.contains("AWS_SECRET_ACCESS_KEY"), "{err}");
+
+    let (endpoint, _, _) = s3_server().unwrap();
+    let (code, err) = run(&format!("s3:{endpoint}/no-such-bucket-here/x"), &[], &["list"]);
+    assert_eq!(code, Some(12), "{err}");
+    assert!(err.contains("bucket no-such-bucket-here does not exist"), "{err}");
+
+    let (code, err) = run(&format!("{store}-not-a-store"), &[], &["list"]);
+    assert_eq!(code, Some(13), "{err}");
+    assert!(err.contains("not a backup-fs store"), "{err}");
+
+    let (code, err) = run(&store, &[], &["init"]);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("already exists"), "{err}");
+}
+
+#[test]
+fn a_server_that_ignores_conditional_writes_is_refused_for_writing() {
+    if !have(&[Need::S3]) {
+        return;
+    }
+    let Ok(endpoint) = std::env::var("BACKUP_FS_TEST_S3_NOCOND") else {
+        panic!("BACKUP_FS_TEST_S3_NOCOND is not set: .ci/with-s3 starts rclone serve s3 beside SeaweedFS");
+    };
+    let env = Env::s3_at(&endpoint, &[]).unwrap();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a"), b"a").unwrap();
+    let out = env.run(&["write", src.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(16), "{err}");
+    assert!(
+        err.contains("ignores conditional writes") && err.contains("--unsafe-no-conditional-writes"),
+        "{err}"
+    );
+    assert!(env.snapshots().is_empty());
+    env.ok(&["write", src.to_str().unwrap(), "--unsafe-no-conditional-writes"]);
+    assert_eq!(env.snapshots().len(), 1);
+    assert_eq!(env.cat("latest", "a"), b"a");
+}
+
+#[test]
+fn a_warm_daily_write_lists_once_reads_nothing_and_a_cold_cache_still_works() {
+    if !have(&[Need::S3]) {
+        return;
+    }
+    let env = Env::s3(&["--min-delta-size", "64K"]).unwrap();
+    let src = env.path("src");
+    fs::create_dir_all(src.join("small")).unwrap();
+    fs::write(src.join("mailbox"), texty(8 << 20, 3)).unwrap();
+    for n in 0..50 {
+        fs::write(src.join(format!("small/{n}")), texty(500 + n * 10, n as u64)).unwrap();
+    }
+    env.write(&src, &[]);
+    let mut mailbox = fs::read(src.join("mailbox")).unwrap();
+    for i in 0..20 {
+        let at = i * 400_009 % (mailbox.len() - 100);
+        mailbox[at..at + 100].copy_from_slice(&texty(100, i as u64 + 50));
+    }
+    fs::write(src.join("mailbox"), &mailbox).unwrap();
+    fs::write(src.join("small/7"), b"changed").unwrap();
+    let_timestamps_settle();
+    let day = env.write(&src, &[]);
+    let r = &day["remote"];
+    assert_eq!(r["get"], 0, "a warm write reads nothing: {day}");
+    assert_eq!(r["list"], 1, "a warm write lists the snapshots once: {day}");
+    let stored = day["bytes_stored"].as_u64().unwrap();
+    let allowance = (stored as f64 * 1.05) as u64 + 4096 * r["put"].as_u64().unwrap();
+    assert!(
+        r["bytes_up"].as_u64().unwrap() <= allowance,
+        "uploaded more than it stored: {day}"
+    );
+
+    // Another machine, or a deleted cache: everything is fetched again, and works.
+    let cold = env.path("cold-cache");
+    let target = env.path("restored");
+    let out = env
+        .cmd(&["restore", "latest", target.to_str().unwrap()])
+        .env("BACKUP_FS_CACHE_DIR", &cold)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_same_tree(&model(&src), &model(&target), is_root());
+    fs::write(src.join("small/8"), b"changed too").unwrap();
+    let out = env
+        .cmd(&["write", src.to_str().unwrap(), "--json"])
+        .env("BACKUP_FS_CACHE_DIR", &cold)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(env.snapshots().len(), 3);
+    assert_eq!(env.cat("latest", "small/8"), b"changed too");
+}
+
+#[test]
+fn a_lost_reply_to_the_manifest_put_makes_no_second_snapshot() {
+    if !have(&[Need::S3]) {
+        return;
+    }
+    let (endpoint, _, _) = s3_server().unwrap();
+    let proxy = Proxy::start(
+        &endpoint,
+        ProxyOptions {
+            drop_put_reply: Some("/snapshots/".into()),
+            ..ProxyOptions::default()
+        },
+    );
+    let env = Env::s3_at(&proxy.endpoint, &[]).unwrap();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a"), texty(5000, 1)).unwrap();
+    let s = env.write(&src, &[]);
+    assert_eq!(
+        proxy.counts.dropped.load(Ordering::Relaxed),
+        1,
+        "the manifest's reply was dropped"
+    );
+    assert!(s["remote"]["retries"].as_u64().unwrap() >= 1, "{s}");
+    assert_eq!(env.snapshots(), vec![s["snapshot"].as_str().unwrap().to_string()]);
+    assert_eq!(env.cat("latest", "a"), texty(5000, 1));
+}
+
+#[test]
+fn a_write_killed_mid_upload_changes_nothing_and_its_rerun_sends_only_the_rest() {
+    if !have(&[Need::S3]) {
+        return;
+    }
+    let (endpoint, _, _) = s3_server().unwrap();
+    let proxy = Proxy::start(
+        &endpoint,
+        ProxyOptions {
+            delay: Duration::from_millis(30),
+            ..ProxyOptions::default()
+        },
+    );
+    let env = Env::s3_at(&proxy.endpoint, &[]).unwrap();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    const FILES: usize = 40;
+    const SIZE: usize = 256 << 10;
+    for n in 0..FILES {
+        fs::write(src.join(format!("f{n}")), pseudo(SIZE, n as u64)).unwrap();
+    }
+    let mut child = env
+        .cmd(&["write", src.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while proxy.counts.puts_ok.load(Ordering::Relaxed) < 15 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the write made no progress"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the write ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = proxy.counts.put_bytes_ok.load(Ordering::Relaxed);
+    assert!(env.snapshots().is_empty(), "a killed write commits nothing");
+    assert!(before < (FILES * SIZE) as u64, "killed before the end");
+
+    let s = env.write(&src, &[]);
+    let r = &s["remote"];
+    let missing = (FILES * SIZE) as u64 - before.min((FILES * SIZE) as u64);
+    let allowance = (missing as f64 * 1.05) as u64 + 4096 * r["put"].as_u64().unwrap();
+    assert!(
+        r["bytes_up"].as_u64().unwrap() <= allowance,
+        "{before} bytes were up before the kill; the rerun sent {}: {s}",
+        r["bytes_up"]
+    );
+    let target = env.path("restored");
+    env.ok(&["restore", "latest", target.to_str().unwrap()]);
+    assert_same_tree(&model(&src), &model(&target), is_root());
+}

@@ -22,7 +22,7 @@ pub fn run(store: &Store, json: bool) -> Result<ExitCode> {
         .map(|id| match store.snapshot(&id) {
             Ok(snap) => {
                 // What the snapshot added: its new objects and versions, plus its own manifest.
-                let manifest = std::fs::metadata(store.snapshot_path(&id)).map_or(0, |m| m.len());
+                let manifest = store.manifest_stamp(&id).map_or(0, |(size, _)| size);
                 let stored = snap.stats.stored_bytes + manifest;
                 Row::Readable(snap, stored)
             }

@@ -51,10 +51,7 @@ pub fn mount_and_wait(
 ) -> Result<(), DokanError> {
     let wide = U16CString::from_str(mount_point).map_err(|_| DokanError::BadMountPoint(mount_point.into()))?;
     store.register_reader().map_err(crate::ViewError::from)?;
-    let volume_name = format!(
-        "backup-fs {}",
-        store.root().file_name().map_or("store".into(), |n| n.to_string_lossy())
-    );
+    let volume_name = format!("backup-fs {}", store.short_name());
     let view = Arc::new(View::new(store, 0, 0, XattrPolicy::Off)?.with_cache_dir(cache_dir));
     let stop_watch = Arc::new(AtomicBool::new(false));
     let watch = follow_prunes(Arc::clone(&view), "backup-fs mount", Arc::clone(&stop_watch), |_| {});

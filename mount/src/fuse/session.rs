@@ -205,14 +205,13 @@ impl Mounted {
     }
 }
 
-/// macFUSE's options: the volume's name in Finder (from the store's directory name), and the
+/// macFUSE's options: the volume's name in Finder (the last part of the store's directory or bucket prefix), and the
 /// opt-in AppleDouble switches. None elsewhere.
 fn macos_options(view: &View, opts: &MountOptions) -> Vec<MountOption> {
     if !cfg!(target_os = "macos") {
         return Vec::new();
     }
-    let root = view.store().root();
-    let name = root.file_name().map_or("store".into(), |n| n.to_string_lossy());
+    let name = view.store().short_name();
     // Commas separate mount options.
     let mut out = vec![MountOption::CUSTOM(format!(
         "volname=backup-fs {}",

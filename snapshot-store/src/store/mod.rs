@@ -119,6 +119,8 @@ struct Inner {
     registration: Mutex<Option<readers::Registration>>,
     /// The prune generation the caches are known to be at least as new as.
     seen_generation: std::sync::atomic::AtomicU64,
+    /// Manifest sizes from the last listing of `snapshots/`.
+    listed: Mutex<std::collections::HashMap<SnapshotId, u64>>,
 }
 
 /// An open store.
@@ -195,8 +197,9 @@ impl Store {
             });
         };
         for d in SUBDIRS {
+            // A store copied from a bucket has no empty directories: they are made again.
             let p = root.join(d);
-            if !p.is_dir() {
+            if !p.is_dir() && fs::create_dir(&p).is_err() {
                 return Err(Error::corrupt(
                     format!("store {}", root.display()),
                     format!("directory {d}/ is missing"),
@@ -306,6 +309,7 @@ impl Store {
                 snapshots: ByteLru::new((cache_bytes / 2).max(32 << 20)),
                 registration: Mutex::new(None),
                 seen_generation: std::sync::atomic::AtomicU64::new(seen_generation),
+                listed: Mutex::new(std::collections::HashMap::new()),
             }),
         })
     }
@@ -324,6 +328,24 @@ impl Store {
     /// What to call the store in messages: its directory or its URL.
     pub fn location(&self) -> String {
         self.inner.backend.location()
+    }
+
+    /// A short name for the store in volume labels: the last part of its directory, or of its
+    /// bucket prefix (the bucket for a whole bucket).
+    pub fn short_name(&self) -> String {
+        let name = match &self.inner.location {
+            StoreLocation::Local(dir) => dir.file_name().map(|n| n.to_string_lossy().into_owned()),
+            StoreLocation::S3(at) => at
+                .prefix
+                .rsplit('/')
+                .next()
+                .filter(|p| !p.is_empty())
+                .map(str::to_string),
+        };
+        name.unwrap_or_else(|| match &self.inner.location {
+            StoreLocation::S3(at) => at.bucket.clone(),
+            StoreLocation::Local(_) => "store".into(),
+        })
     }
 
     /// True when the store is in an object store rather than a local directory.
@@ -375,8 +397,8 @@ impl Store {
         self.inner.root.join("versions").join(&hex[..2]).join(hex)
     }
 
-    /// Path of a snapshot manifest.
-    pub fn snapshot_path(&self, id: &SnapshotId) -> PathBuf {
+    /// Path of a snapshot manifest in a store directory.
+    pub(crate) fn snapshot_path(&self, id: &SnapshotId) -> PathBuf {
         self.inner.root.join("snapshots").join(id.as_str())
     }
 
@@ -399,11 +421,28 @@ impl Store {
 
     /// All snapshot ids, oldest first.
     pub fn snapshot_ids(&self) -> Result<Vec<SnapshotId>> {
-        let mut ids: Vec<SnapshotId> = (self.backend().list("snapshots")?.iter())
-            .filter_map(|(key, _)| SnapshotId::parse(key.file_name()))
+        let listed: std::collections::HashMap<SnapshotId, u64> = (self.backend().list("snapshots")?.iter())
+            .filter_map(|(key, size)| Some((SnapshotId::parse(key.file_name())?, *size)))
             .collect();
+        let mut ids: Vec<SnapshotId> = listed.keys().cloned().collect();
         ids.sort();
+        *self.inner.listed.lock() = listed;
         Ok(ids)
+    }
+
+    /// The size and modification time (ns since the epoch) of snapshot `id`'s manifest file,
+    /// which change if it is replaced: from the file for a store directory; for a remote store
+    /// the size its last listing gave and time 0 (remote manifests are never replaced).
+    pub fn manifest_stamp(&self, id: &SnapshotId) -> Option<(u64, i64)> {
+        if self.is_remote() {
+            return self.inner.listed.lock().get(id).map(|&size| (size, 0));
+        }
+        let md = fs::metadata(self.snapshot_path(id)).ok()?;
+        let ns = match md.modified().ok()?.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_nanos()).ok()?,
+            Err(e) => -i64::try_from(e.duration().as_nanos()).ok()?,
+        };
+        Some((md.len(), ns))
     }
 
     /// Resolves `latest`, a full id, or a unique prefix of one.

@@ -45,22 +45,23 @@ pub struct Staging {
 
 impl Staging {
     /// Starts staging for `store` (the writer lock proves exclusive access).
-    pub fn new(store: &Store, lock: &WriterLock) -> Self {
+    pub fn new(store: &Store, lock: &WriterLock) -> Result<Self> {
         Staging::with_progress(store, lock, Arc::default())
     }
 
     /// [`Staging::new`], counting uploads to a remote store (which start while the write
     /// goes on) into `upload`.
-    pub fn with_progress(store: &Store, lock: &WriterLock, upload: Arc<UploadProgress>) -> Self {
-        let uploader = store
-            .is_remote()
-            .then(|| Uploader::start(store, store.options().remote.connections, upload));
-        Staging {
+    pub fn with_progress(store: &Store, lock: &WriterLock, upload: Arc<UploadProgress>) -> Result<Self> {
+        let uploader = match store.is_remote() {
+            true => Some(Uploader::start(store, store.options().remote.connections, upload)?),
+            false => None,
+        };
+        Ok(Staging {
             store: store.clone(),
             lock: lock.clone(),
             state: Mutex::new(State::default()),
             uploader,
-        }
+        })
     }
 
     /// Hands a staged file to the uploader, or keeps it for the commit.
@@ -91,13 +92,15 @@ impl Staging {
     /// Stages a finished data object; returns the bytes it adds (0 when the object already
     /// exists, in which case the temporary file is deleted).
     pub fn add_data_object(&self, obj: FinishedObject) -> Result<u64> {
+        // The store is asked without the staging lock held: for a remote store that is a
+        // request, which must not hold up the other threads.
+        let known = self.state.lock().objects.contains(&obj.id) || self.store.has_object(&obj.id).unwrap_or(false);
         let mut st = self.state.lock();
-        if st.objects.contains(&obj.id) || self.store.has_object(&obj.id).unwrap_or(false) {
+        if known || !st.objects.insert(obj.id) {
             drop(st);
             fs::remove_file(&obj.temp).at(&obj.temp)?;
             return Ok(0);
         }
-        st.objects.insert(obj.id);
         st.bytes += obj.stored_len;
         drop(st);
         let key = Key::object(&obj.id);
@@ -183,8 +186,8 @@ impl Staging {
             mark_xattrs(&store)?;
         }
         // The manifest: the commit point, made only while the lock is surely still held.
-        self.lock.check()?;
         for _ in 0..100 {
+            self.lock.check()?;
             let sealed = envelope::seal(Kind::Snapshot, &snapshot.encode());
             let manifest = Staged {
                 temp: write_temp(&store.tmp_dir(), &sealed)?,
@@ -208,7 +211,8 @@ impl Staging {
 /// Creates the store's `xattrs` marker (durably) unless it exists, so that readers deciding
 /// whether to serve extended attributes see it before the manifest that needs it.
 fn mark_xattrs(store: &Store) -> Result<()> {
-    if store.records_xattrs() {
+    // Only a sure "it exists" skips it: publishing is if-absent, so doing it again is harmless.
+    if store.backend().exists(&Key::new(XATTRS_MARKER)).unwrap_or(false) {
         return Ok(());
     }
     let marker = Staged {

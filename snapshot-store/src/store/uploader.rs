@@ -33,6 +33,11 @@ struct Queue {
     files: VecDeque<(Staged, u64)>,
     bytes: u64,
     closed: bool,
+    /// Files queued, and files acknowledged: equal at the end of a write that may commit.
+    pushed: u64,
+    acked: u64,
+    /// Upload threads still running.
+    running: usize,
     /// Files whose upload failed (left in the spool), and the first error.
     failed: Vec<Staged>,
     error: Option<Error>,
@@ -57,8 +62,9 @@ pub(crate) struct Uploader {
 }
 
 impl Uploader {
-    /// Starts `threads` uploaders for `store`, counting into `progress`.
-    pub(crate) fn start(store: &Store, threads: usize, progress: Arc<UploadProgress>) -> Uploader {
+    /// Starts `threads` uploaders for `store`, counting into `progress`; fails when no thread
+    /// can be started.
+    pub(crate) fn start(store: &Store, threads: usize, progress: Arc<UploadProgress>) -> Result<Uploader> {
         let shared = Arc::new(Shared {
             store: store.clone(),
             queue: Mutex::new(Queue::default()),
@@ -66,29 +72,40 @@ impl Uploader {
             room: Condvar::new(),
             progress,
         });
-        let threads = (0..threads.max(1))
+        let threads: Vec<JoinHandle<()>> = (0..threads.max(1))
             .filter_map(|i| {
                 let s = Arc::clone(&shared);
-                std::thread::Builder::new()
+                shared.queue.lock().running += 1;
+                let started = std::thread::Builder::new()
                     .name(format!("upload {i}"))
-                    .spawn(move || s.run())
-                    .ok()
+                    .spawn(move || s.run());
+                if started.is_err() {
+                    shared.queue.lock().running -= 1;
+                }
+                started.ok()
             })
             .collect();
-        Uploader { shared, threads }
+        if threads.is_empty() {
+            return Err(Error::io(
+                "upload threads",
+                std::io::Error::other("no thread could be started"),
+            ));
+        }
+        Ok(Uploader { shared, threads })
     }
 
     /// Queues `file` (`len` bytes), waiting while the spool is full. Once an upload failed,
     /// files are only kept for deletion: [`Uploader::finish`] reports the failure.
     pub(crate) fn push(&self, file: Staged, len: u64) {
         let mut q = self.shared.queue.lock();
-        while q.bytes > 0 && q.bytes + len > SPOOL_BYTES && q.error.is_none() {
+        while q.bytes > 0 && q.bytes + len > SPOOL_BYTES && q.error.is_none() && q.running > 0 {
             self.shared.room.wait(&mut q);
         }
-        if q.error.is_some() {
+        if q.error.is_some() || q.running == 0 {
             q.failed.push(file);
             return;
         }
+        q.pushed += 1;
         q.bytes += len;
         q.files.push_back((file, len));
         self.shared.progress.queued.fetch_add(len, Ordering::Relaxed);
@@ -97,7 +114,7 @@ impl Uploader {
 
     /// Waits until every queued file is acknowledged; the first upload error otherwise (the
     /// files not uploaded are deleted then).
-    pub(crate) fn finish(self) -> Result<()> {
+    pub(crate) fn finish(mut self) -> Result<()> {
         let (error, failed) = self.stop();
         for f in failed {
             let _ = std::fs::remove_file(&f.temp);
@@ -106,7 +123,7 @@ impl Uploader {
     }
 
     /// Stops (uploads under way finish) and deletes the files not uploaded.
-    pub(crate) fn abandon(self) {
+    pub(crate) fn abandon(mut self) {
         {
             let mut q = self.shared.queue.lock();
             let left: Vec<Staged> = q.files.drain(..).map(|(f, _)| f).collect();
@@ -119,22 +136,57 @@ impl Uploader {
         }
     }
 
-    /// Closes the queue, joins the threads, and returns the first error and the files left.
-    fn stop(mut self) -> (Option<Error>, Vec<Staged>) {
+    /// Closes the queue, joins the threads, and returns the first error (a thread that
+    /// panicked, or files that were queued but not acknowledged, are errors too) and the files
+    /// left.
+    fn stop(&mut self) -> (Option<Error>, Vec<Staged>) {
         self.shared.queue.lock().closed = true;
         self.shared.ready.notify_all();
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
+        let panicked = self
+            .threads
+            .drain(..)
+            .map(JoinHandle::join)
+            .filter(|r| r.is_err())
+            .count();
         let mut q = self.shared.queue.lock();
         let mut failed = std::mem::take(&mut q.failed);
         failed.extend(q.files.drain(..).map(|(f, _)| f));
-        (q.error.take(), failed)
+        let mut error = q.error.take();
+        if error.is_none() && (panicked > 0 || q.acked != q.pushed || !failed.is_empty()) {
+            error = Some(Error::Internal {
+                what: format!(
+                    "{} of {} files queued for upload were not acknowledged ({panicked} upload threads failed)",
+                    q.pushed - q.acked.min(q.pushed),
+                    q.pushed
+                ),
+            });
+        }
+        (error, failed)
+    }
+}
+
+impl Drop for Uploader {
+    /// An uploader dropped without `finish` or `abandon` (an early error of the write) stops
+    /// its threads; what it queued stays in the spool for the next writer to clean.
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            let _ = self.stop();
+        }
     }
 }
 
 impl Shared {
     fn run(&self) {
+        // Counted down however the thread ends, so that a spool waiting for room never waits
+        // on threads that are gone.
+        struct Running<'a>(&'a Shared);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.queue.lock().running -= 1;
+                self.0.room.notify_all();
+            }
+        }
+        let _running = Running(self);
         loop {
             let (file, len) = {
                 let mut q = self.queue.lock();
@@ -157,6 +209,7 @@ impl Shared {
             self.room.notify_all();
             match result {
                 Ok(()) => {
+                    q.acked += 1;
                     self.progress.sent.fetch_add(len, Ordering::Relaxed);
                 }
                 Err(e) => {

@@ -66,7 +66,7 @@ pub fn write_snapshot(
         .bytes_total
         .store(walk.jobs.iter().map(|j| j.size).sum(), Ordering::Relaxed);
 
-    let staging = Staging::with_progress(store, &lock, Arc::clone(&progress.upload));
+    let staging = Staging::with_progress(store, &lock, Arc::clone(&progress.upload))?;
     let policy = if store.config().retention.delta_merge {
         opts.policy.for_delta_merge()
     } else {

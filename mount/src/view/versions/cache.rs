@@ -40,16 +40,8 @@ pub(super) struct Stamp {
 
 /// The stamp of snapshot `id`'s manifest file, if it can be read.
 pub(super) fn stamp(store: &Store, id: &SnapshotId) -> Option<Stamp> {
-    let md = std::fs::metadata(store.snapshot_path(id)).ok()?;
-    let mtime = md.modified().ok()?;
-    let ns = match mtime.duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_nanos()).ok()?,
-        Err(e) => -i64::try_from(e.duration().as_nanos()).ok()?,
-    };
-    Some(Stamp {
-        size: md.len(),
-        mtime_ns: ns,
-    })
+    let (size, mtime_ns) = store.manifest_stamp(id)?;
+    Some(Stamp { size, mtime_ns })
 }
 
 fn encode(tree: &Tree) -> Vec<u8> {

@@ -3,7 +3,8 @@
 //! Existing files are never overwritten.
 //!
 //! The tree is laid out first (directories, links, special files), then the regular files are
-//! written — small ones several at a time, large ones one by one, each with every core — then
+//! written — small ones several at a time (more for a remote store, whose reads wait on the
+//! network), large ones one by one, each with every core — then
 //! hard links are made and everything is flushed with one call, and the directories get their
 //! metadata last, deepest first.
 
@@ -224,7 +225,19 @@ impl Restorer<'_> {
         };
         let size = |(index, _): &&(u32, PathBuf)| this.snap.entry(*index).map_or(0, |e| e.meta.size);
         let (large, small): (Vec<_>, Vec<_>) = this.files.iter().partition(|f| size(f) >= LARGE_FILE);
-        let mut results: Vec<(u64, Option<(PathBuf, String)>)> = small.par_iter().map(|f| one(f)).collect();
+        // From a remote store each small file waits on the network more than on a core: run
+        // as many at once as there are connections, twice over.
+        let pool = (this.store.is_remote())
+            .then(|| {
+                let threads = (this.store.options().remote.connections * 2).max(rayon::current_num_threads());
+                rayon::ThreadPoolBuilder::new().num_threads(threads).build().ok()
+            })
+            .flatten();
+        let run = || small.par_iter().map(|f| one(f)).collect::<Vec<_>>();
+        let mut results: Vec<(u64, Option<(PathBuf, String)>)> = match &pool {
+            Some(p) => p.install(run),
+            None => run(),
+        };
         results.extend(large.into_iter().map(one));
         for (bytes, err) in results {
             match err {

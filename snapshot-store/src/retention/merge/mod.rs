@@ -123,7 +123,7 @@ pub(crate) fn merge_chains(
 /// Commits a rebuilt chain: objects first, then the records through the journal. Returns the
 /// bytes of new objects.
 fn commit(store: &Store, lock: &WriterLock, rebuilt: rebuild::Rebuilt) -> Result<u64> {
-    let staging = Staging::new(store, lock);
+    let staging = Staging::new(store, lock)?;
     let mut written = 0;
     let staged = (|| {
         if let Some(object) = rebuilt.repacked.and_then(|r| r.object) {

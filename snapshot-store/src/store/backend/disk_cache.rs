@@ -1,6 +1,7 @@
 //! Local copies of a remote store's small files (manifests, version records, signatures,
 //! extent maps, hash trees, small data objects), so that what was read or written once is not
-//! fetched again: a daily write finds yesterday's manifest, records and signatures here.
+//! fetched again: a daily write finds yesterday's manifest, records and signatures here. Larger
+//! files get an empty marker (`<name>.present`), so that their existence is not asked again.
 //!
 //! Every entry is the file's bytes followed by the blake3 of its key and bytes; an entry that
 //! does not match is deleted and fetched again, so a damaged or misplaced cache file is never
@@ -84,6 +85,34 @@ impl DiskCache {
         }
     }
 
+    /// Notes that `key` exists remotely, for a file too large to keep (a data object).
+    fn mark(&self, key: &Key) {
+        if !DiskCache::cacheable(key) {
+            return;
+        }
+        let path = self.marker_path(key);
+        if path.is_file() {
+            return;
+        }
+        if let Some(dir) = path.parent()
+            && fs::create_dir_all(dir).is_ok()
+        {
+            let _ = fs::write(&path, check(key, b""));
+        }
+    }
+
+    fn marker_path(&self, key: &Key) -> PathBuf {
+        let mut p = self.entry_path(key);
+        p.as_mut_os_string().push(".present");
+        p
+    }
+
+    /// True when an entry or a valid marker says `key` exists remotely.
+    fn known(&self, key: &Key) -> bool {
+        DiskCache::cacheable(key)
+            && (self.entry_path(key).is_file() || fs::read(self.marker_path(key)).is_ok_and(|m| m == check(key, b"")))
+    }
+
     /// The small files of `files`, read before publication removes them from the spool.
     fn small_ones(files: &[Staged]) -> Vec<(Key, Vec<u8>)> {
         (files.iter())
@@ -130,14 +159,23 @@ impl Backend for DiskCache {
             return Ok(Some(Box::new(MemoryBlob(bytes))));
         }
         let blob = self.inner.open(key)?;
-        if let Some(whole) = blob.as_ref().and_then(|b| b.whole()) {
-            self.store(key, whole);
+        match blob.as_ref().map(|b| b.whole()) {
+            Some(Some(whole)) => self.store(key, whole),
+            Some(None) => self.mark(key),
+            None => {}
         }
         Ok(blob)
     }
 
     fn exists(&self, key: &Key) -> Result<bool> {
-        Ok((DiskCache::cacheable(key) && self.entry_path(key).is_file()) || self.inner.exists(key)?)
+        if self.known(key) {
+            return Ok(true);
+        }
+        let there = self.inner.exists(key)?;
+        if there {
+            self.mark(key);
+        }
+        Ok(there)
     }
 
     fn list(&self, dir: &str) -> Result<Vec<(Key, u64)>> {
@@ -147,6 +185,9 @@ impl Backend for DiskCache {
     fn publish(&self, files: &[Staged]) -> Result<()> {
         let small = DiskCache::small_ones(files);
         self.inner.publish(files)?;
+        for f in files {
+            self.mark(&f.key);
+        }
         for (key, bytes) in small {
             self.store(&key, &bytes);
         }
@@ -174,6 +215,7 @@ impl Backend for DiskCache {
 
     fn replace(&self, key: &Key, bytes: &[u8]) -> Result<()> {
         let _ = fs::remove_file(self.entry_path(key));
+        let _ = fs::remove_file(self.marker_path(key));
         self.inner.replace(key, bytes)
     }
 

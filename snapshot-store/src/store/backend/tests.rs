@@ -255,7 +255,8 @@ fn wrong_keys_are_denied_with_the_variables_named() {
 
 /// Writes a lock object as another writer would have left it.
 fn plant_lock(b: &S3Backend, host: &str, pid: u32, ttl: u64) {
-    let body = format!("backup-fs writer lock\nhost: {host}\npid: {pid}\ntoken: t\nttl: {ttl}\n");
+    let machine = crate::os::process::machine_id();
+    let body = format!("backup-fs writer lock\nhost: {host}\npid: {pid}\nmachine: {machine}\ntoken: t\nttl: {ttl}\n");
     b.replace(&Key::new("locks/writer"), body.as_bytes()).unwrap();
 }
 
@@ -321,4 +322,46 @@ fn an_interrupted_multipart_upload_resumes_after_its_last_part() {
     let mut back = vec![0u8; len];
     blob.read_exact_at(&mut back, 0, Access::Sequential, "big").unwrap();
     assert!(back == data, "the completed object has the file's bytes");
+}
+
+#[test]
+fn sequential_reads_are_merged_into_a_few_growing_requests() {
+    let dir = tempfile::Builder::new().prefix("bfs-unit").tempdir().unwrap();
+    let Some(b) = s3_backend(dir.path(), RemoteOptions::default()) else {
+        return;
+    };
+    let data = pseudo(12 << 20, 4);
+    b.publish(&[staged(&b, "objects/44/seq", &data)]).unwrap();
+    let before = b.stats();
+    let blob = b.open(&Key::new("objects/44/seq")).unwrap().unwrap();
+    let mut back = vec![0u8; data.len()];
+    for (i, chunk) in back.chunks_mut(32 << 10).enumerate() {
+        blob.read_exact_at(chunk, (i * (32 << 10)) as u64, Access::Sequential, "seq")
+            .unwrap();
+    }
+    assert!(back == data, "read ahead returns the object's bytes");
+    let gets = b.stats().get - before.get;
+    // 384 reads of 32 KiB: the suffix GET at open, then windows of 1, 2, 4, 8 MiB...
+    assert!(gets <= 8, "{gets} GETs for 384 sequential reads");
+    // Two readers of one object, taking turns: each keeps its own window.
+    let before = b.stats();
+    let half = data.len() / 2;
+    let mut two = vec![0u8; data.len()];
+    let (first, second) = two.split_at_mut(half);
+    for (i, (a, z)) in first.chunks_mut(32 << 10).zip(second.chunks_mut(32 << 10)).enumerate() {
+        let at = (i * (32 << 10)) as u64;
+        blob.read_exact_at(a, at, Access::Sequential, "seq").unwrap();
+        blob.read_exact_at(z, half as u64 + at, Access::Sequential, "seq")
+            .unwrap();
+    }
+    assert!(two == data);
+    let gets = b.stats().get - before.get;
+    assert!(gets <= 12, "{gets} GETs for two interleaved sequential readers");
+    // Random reads stay exact.
+    let before = b.stats();
+    let mut one = [0u8; 100];
+    blob.read_exact_at(&mut one, 5_000_000, Access::Random, "seq").unwrap();
+    assert_eq!(&one[..], &data[5_000_000..5_000_100]);
+    let s = b.stats();
+    assert_eq!((s.get - before.get, s.bytes_down - before.bytes_down), (1, 100));
 }

@@ -1,8 +1,15 @@
 //! Random-access reads of one object: opened by a suffix range GET, which returns the object's
 //! length and its last bytes (a data object's index and trailer, a small file whole), then one
-//! range GET per read outside them.
+//! range GET per random read outside them. Sequential reads read ahead: a window that starts at
+//! 1 MiB and doubles up to 16 MiB while the reads go on where the last one ended, with the next
+//! window already being fetched by a thread of its own while this one is used; up to eight
+//! sequential readers of one object each have their own window.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use parking_lot::Mutex;
 
 use super::S3Backend;
 use super::client::{Body, Client, Request, Verb};
@@ -11,6 +18,109 @@ use crate::store::backend::{Access, Backend, Blob, Key};
 
 /// Bytes fetched from the end of an object when it is opened.
 const TAIL: u64 = 64 << 10;
+/// The first read-ahead window of a sequential read.
+const AHEAD_MIN: u64 = 1 << 20;
+/// The largest read-ahead window.
+const AHEAD_MAX: u64 = 16 << 20;
+/// Read-ahead bytes all open objects of the process may hold; beyond, reads are exact.
+const AHEAD_BUDGET: u64 = 512 << 20;
+
+/// Read-ahead bytes held now, process-wide.
+static AHEAD_HELD: AtomicU64 = AtomicU64::new(0);
+
+/// Read-ahead bytes, counted in [`AHEAD_HELD`] while they live.
+#[derive(Debug)]
+struct Held(Vec<u8>);
+
+impl Held {
+    fn new(bytes: Vec<u8>) -> Held {
+        AHEAD_HELD.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Held(bytes)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        AHEAD_HELD.fetch_sub(self.0.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Sequential streams of one object followed at once (the decoding threads of one restore read
+/// interleaved windows of a file).
+const STREAMS: usize = 8;
+
+/// The read-ahead state of one object: one [`Stream`] per sequential reader.
+#[derive(Debug, Default)]
+struct Ahead {
+    streams: Vec<Stream>,
+    /// Counts reads, for choosing the least recently used stream to replace.
+    tick: u64,
+}
+
+impl Ahead {
+    /// The stream a read of `[offset, end)` continues, or a new one (replacing the least
+    /// recently used when there are [`STREAMS`]).
+    fn stream_for(&mut self, offset: u64, end: u64) -> usize {
+        self.tick += 1;
+        let found = self.streams.iter().position(|s| {
+            s.bytes
+                .as_ref()
+                .is_some_and(|b| offset >= s.start && end <= s.start + b.0.len() as u64)
+                || s.next.as_ref().is_some_and(|(start, _)| *start == offset)
+                || s.last_end == offset
+        });
+        let i = match found {
+            Some(i) => i,
+            None if self.streams.len() < STREAMS => {
+                self.streams.push(Stream::default());
+                self.streams.len() - 1
+            }
+            None => {
+                let lru = (0..self.streams.len())
+                    .min_by_key(|&i| self.streams[i].used)
+                    .unwrap_or(0);
+                self.streams[lru] = Stream::default();
+                lru
+            }
+        };
+        self.streams[i].used = self.tick;
+        i
+    }
+}
+
+/// The read-ahead window of one sequential reader.
+#[derive(Debug, Default)]
+struct Stream {
+    /// When it was last read (a tick of [`Ahead`]).
+    used: u64,
+    /// Bytes at `start`.
+    start: u64,
+    bytes: Option<Held>,
+    /// The next window, being fetched: its start and the thread fetching it.
+    next: Option<(u64, JoinHandle<Result<Held>>)>,
+    /// The size of the last window.
+    window: u64,
+    /// Where the last sequential read ended.
+    last_end: u64,
+}
+
+impl Stream {
+    /// Copies `buf.len()` bytes at `offset` if the window holds them; the window is let go once
+    /// read to its end.
+    fn take(&mut self, buf: &mut [u8], offset: u64) -> bool {
+        let Some(bytes) = &self.bytes else { return false };
+        let end = offset + buf.len() as u64;
+        if offset < self.start || end > self.start + bytes.0.len() as u64 {
+            return false;
+        }
+        let at = (offset - self.start) as usize;
+        buf.copy_from_slice(&bytes.0[at..at + buf.len()]);
+        if end == self.start + bytes.0.len() as u64 {
+            self.bytes = None;
+        }
+        true
+    }
+}
 
 /// An object open for reads.
 #[derive(Debug)]
@@ -23,6 +133,7 @@ pub(crate) struct S3Blob {
     /// Where [`S3Blob::tail`] starts in the object.
     tail_start: u64,
     tail: Vec<u8>,
+    ahead: Mutex<Ahead>,
 }
 
 impl S3Blob {
@@ -64,6 +175,7 @@ impl S3Blob {
             len,
             tail_start,
             tail,
+            ahead: Mutex::new(Ahead::default()),
         }))
     }
 }
@@ -77,7 +189,7 @@ impl Blob for S3Blob {
         (self.tail_start == 0).then_some(&self.tail[..])
     }
 
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64, _access: Access, what: &str) -> Result<()> {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64, access: Access, what: &str) -> Result<()> {
         let end = offset + buf.len() as u64;
         if end > self.len {
             return Err(Error::corrupt(what, format!("truncated (ends before byte {end})")));
@@ -90,42 +202,147 @@ impl Blob for S3Blob {
             buf.copy_from_slice(&self.tail[at..at + buf.len()]);
             return Ok(());
         }
-        let describe = || format!("GET {} bytes {offset}-{}", self.describe, end - 1);
-        let range = [("range", format!("bytes={offset}-{}", end - 1))];
-        let reply = self.client.send(&describe, &[200, 206], &|| Request {
-            method: rusty_s3::Method::Get,
-            verb: Verb::Get,
-            url: Client::sign(
-                self.client
-                    .bucket()
-                    .get_object(Some(self.client.credentials()), &self.object),
-                &[],
-            ),
-            headers: range.to_vec(),
-            body: Body::Empty,
-        })?;
-        let got: &[u8] = match reply.status {
-            // A server that ignores ranges sends the whole object.
-            200 if reply.body.len() as u64 == self.len => &reply.body[offset as usize..end as usize],
-            206 if content_range(reply.header("content-range")) == Some((offset, self.len)) => &reply.body,
-            _ => {
-                return Err(Error::corrupt(
+        match access {
+            Access::Random => {
+                let got = fetch(
+                    &self.client,
+                    &self.object,
+                    &self.describe,
+                    self.len,
+                    offset,
+                    buf.len() as u64,
                     what,
-                    format!(
-                        "the object changed while it was read ({} bytes where {} were asked, {})",
-                        reply.body.len(),
-                        buf.len(),
-                        reply.header("content-range").unwrap_or("no Content-Range")
-                    ),
-                ));
+                )?;
+                buf.copy_from_slice(&got);
+                Ok(())
             }
-        };
-        if got.len() != buf.len() {
-            return Err(Error::corrupt(what, format!("truncated (ends before byte {end})")));
+            Access::Sequential => self.read_ahead(buf, offset, what),
         }
-        buf.copy_from_slice(got);
+    }
+}
+
+impl S3Blob {
+    /// A sequential read through the read-ahead window.
+    fn read_ahead(&self, buf: &mut [u8], offset: u64, what: &str) -> Result<()> {
+        let mut all = self.ahead.lock();
+        let end = offset + buf.len() as u64;
+        let i = all.stream_for(offset, end);
+        let a = &mut all.streams[i];
+        let sequential = offset == a.last_end;
+        a.last_end = end;
+        if a.take(buf, offset) {
+            return Ok(());
+        }
+        // The window being fetched, if this read starts in it.
+        if let Some((start, _)) = &a.next
+            && *start == offset
+            && let Some((start, handle)) = a.next.take()
+        {
+            let fetched = handle.join().map_err(|_| Error::Internal {
+                what: format!("the read-ahead thread of {}", self.describe),
+            })?;
+            if let Ok(bytes) = fetched {
+                a.start = start;
+                a.bytes = Some(bytes);
+            }
+        }
+        if !a.take(buf, offset) {
+            a.window = if sequential {
+                (a.window * 2).clamp(AHEAD_MIN, AHEAD_MAX)
+            } else {
+                AHEAD_MIN
+            };
+            let stop = self.tail_start.max(end);
+            let len = a.window.max(buf.len() as u64).min(stop - offset);
+            if AHEAD_HELD.load(Ordering::Relaxed) + len > AHEAD_BUDGET {
+                let got = fetch(
+                    &self.client,
+                    &self.object,
+                    &self.describe,
+                    self.len,
+                    offset,
+                    buf.len() as u64,
+                    what,
+                )?;
+                buf.copy_from_slice(&got);
+                return Ok(());
+            }
+            let got = fetch(&self.client, &self.object, &self.describe, self.len, offset, len, what)?;
+            a.start = offset;
+            a.bytes = Some(Held::new(got));
+            if !a.take(buf, offset) {
+                return Err(Error::corrupt(what, format!("truncated (ends before byte {end})")));
+            }
+        }
+        // Keep the next window coming while this one is read.
+        let next_start = a.start + a.bytes.as_ref().map_or(0, |b| b.0.len() as u64);
+        let next_start = if a.bytes.is_some() { next_start } else { end };
+        if sequential && a.next.is_none() && next_start < self.tail_start {
+            let len = (a.window * 2).min(AHEAD_MAX).min(self.tail_start - next_start);
+            if AHEAD_HELD.load(Ordering::Relaxed) + len <= AHEAD_BUDGET {
+                let (client, object, describe, total, what) = (
+                    Arc::clone(&self.client),
+                    self.object.clone(),
+                    self.describe.clone(),
+                    self.len,
+                    what.to_string(),
+                );
+                let handle = std::thread::Builder::new()
+                    .name("read ahead".into())
+                    .spawn(move || fetch(&client, &object, &describe, total, next_start, len, &what).map(Held::new));
+                if let Ok(h) = handle {
+                    a.window = len;
+                    a.next = Some((next_start, h));
+                }
+            }
+        }
         Ok(())
     }
+}
+
+/// `len` bytes at `offset` of `object` (`total` bytes long), by a range GET.
+fn fetch(
+    client: &Client,
+    object: &str,
+    describe: &str,
+    total: u64,
+    offset: u64,
+    len: u64,
+    what: &str,
+) -> Result<Vec<u8>> {
+    let end = offset + len;
+    let request = || format!("GET {describe} bytes {offset}-{}", end - 1);
+    let range = [("range", format!("bytes={offset}-{}", end - 1))];
+    let reply = client.send(&request, &[200, 206], &|| Request {
+        method: rusty_s3::Method::Get,
+        verb: Verb::Get,
+        url: Client::sign(client.bucket().get_object(Some(client.credentials()), object), &[]),
+        headers: range.to_vec(),
+        body: Body::Empty,
+    })?;
+    let mut body = reply.body;
+    match reply.status {
+        // A server that ignores ranges sends the whole object.
+        200 if body.len() as u64 == total => {
+            body.truncate(end as usize);
+            body.drain(..offset as usize);
+        }
+        206 if content_range(reply.headers.get("content-range").and_then(|v| v.to_str().ok()))
+            == Some((offset, total)) => {}
+        _ => {
+            return Err(Error::corrupt(
+                what,
+                format!(
+                    "the object changed while it was read ({} bytes where {len} were asked at {offset})",
+                    body.len()
+                ),
+            ));
+        }
+    }
+    if body.len() as u64 != len {
+        return Err(Error::corrupt(what, format!("truncated (ends before byte {end})")));
+    }
+    Ok(body)
 }
 
 /// `(first byte, total length)` of a `Content-Range: bytes FIRST-LAST/TOTAL` header.

@@ -148,6 +148,19 @@ pub(crate) struct Request<'a> {
     pub body: Body<'a>,
 }
 
+impl Request<'_> {
+    /// A request without headers or body.
+    pub(crate) fn bare(method: rusty_s3::Method, verb: Verb, url: url::Url) -> Request<'static> {
+        Request {
+            method,
+            verb,
+            url,
+            headers: Vec::new(),
+            body: Body::Empty,
+        }
+    }
+}
+
 /// Retries, connections and timeouts of a client.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientOptions {
@@ -239,7 +252,7 @@ impl Client {
                     return Ok(outcome.unwrap_or_else(|_| unreachable!()));
                 }
                 Ok(reply) => retryable_status(reply.status, &reply.body),
-                Err(_) => true,
+                Err(failure) => failure.retryable(),
             };
             if !retryable || attempt >= self.options.retries {
                 return Err(match outcome {
@@ -339,23 +352,43 @@ enum Failure {
 }
 
 impl Failure {
+    /// False for failures a repeat cannot mend: local files, TLS and certificates, malformed
+    /// exchanges.
+    fn retryable(&self) -> bool {
+        match self {
+            Failure::Local(_) => false,
+            Failure::Transport(e) => !is_tls_or_protocol(e),
+        }
+    }
+
     fn into_error(self, what: String) -> Error {
         match self {
-            Failure::Local(e) => Error::Remote {
-                what,
-                kind: RemoteFailure::Protocol,
-                reason: format!("cannot read the file to upload: {e}"),
+            Failure::Local(e) => Error::Io {
+                path: what.into(),
+                source: e,
             },
             Failure::Transport(e) => Error::Remote {
                 what,
-                kind: match e {
-                    ureq::Error::Protocol(_) | ureq::Error::LargeResponseHeader(..) => RemoteFailure::Protocol,
-                    _ => RemoteFailure::Unreachable,
+                kind: match is_tls_or_protocol(&e) {
+                    true => RemoteFailure::Protocol,
+                    false => RemoteFailure::Unreachable,
                 },
                 reason: transport_reason(&e),
             },
         }
     }
+}
+
+fn is_tls_or_protocol(e: &ureq::Error) -> bool {
+    matches!(
+        e,
+        ureq::Error::Protocol(_)
+            | ureq::Error::LargeResponseHeader(..)
+            | ureq::Error::Tls(_)
+            | ureq::Error::Rustls(_)
+            | ureq::Error::Pem(_)
+            | ureq::Error::BadUri(_)
+    )
 }
 
 fn transport_reason(e: &ureq::Error) -> String {
@@ -370,7 +403,12 @@ fn transport_reason(e: &ureq::Error) -> String {
 
 /// True for a status a later attempt may not get: throttling and server errors.
 fn retryable_status(status: u16, body: &[u8]) -> bool {
-    status == 429 || status >= 500 || (status == 400 && error_code(body).as_deref() == Some("RequestTimeout"))
+    let code = error_code(body);
+    status == 429
+        || (status >= 500 && status != 501)
+        || (status == 400 && code.as_deref() == Some("RequestTimeout"))
+        // AWS: a conditional write raced another one on the same key; try again.
+        || (status == 409 && code.as_deref() == Some("ConditionalRequestConflict"))
 }
 
 /// The error for a reply of an unexpected status.
@@ -389,6 +427,17 @@ fn status_error(what: String, reply: &Reply) -> Error {
     let (kind, advice) = match (reply.status, code.as_deref()) {
         (_, Some("NoSuchBucket")) => (RemoteFailure::NoSuchBucket, ""),
         (403, Some("RequestTimeTooSkewed")) => (RemoteFailure::Denied, "; the machine's clock is off"),
+        (
+            _,
+            Some(
+                "AuthorizationHeaderMalformed"
+                | "AuthorizationQueryParametersError"
+                | "IllegalLocationConstraintException",
+            ),
+        ) => (
+            RemoteFailure::Denied,
+            "; the bucket is in another region than the requests are signed for: set AWS_REGION",
+        ),
         (403, Some("InvalidAccessKeyId" | "SignatureDoesNotMatch")) | (401, _) => (
             RemoteFailure::Denied,
             "; check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or the profile in ~/.aws/credentials)",

@@ -31,6 +31,9 @@ const WAIT_POLL: Duration = Duration::from_secs(2);
 struct Holder {
     host: String,
     pid: u32,
+    /// The boot and pid namespace of the holder's process: pids are compared only where this
+    /// is the same (hosts and containers may share a name).
+    machine: String,
     token: String,
     ttl_secs: u64,
 }
@@ -38,8 +41,8 @@ struct Holder {
 impl Holder {
     fn encode(&self) -> String {
         format!(
-            "backup-fs writer lock\nhost: {}\npid: {}\ntoken: {}\nttl: {}\n",
-            self.host, self.pid, self.token, self.ttl_secs
+            "backup-fs writer lock\nhost: {}\npid: {}\nmachine: {}\ntoken: {}\nttl: {}\n",
+            self.host, self.pid, self.machine, self.token, self.ttl_secs
         )
     }
 
@@ -52,6 +55,7 @@ impl Holder {
         Some(Holder {
             host: field("host")?,
             pid: field("pid")?.parse().ok()?,
+            machine: field("machine")?,
             token: field("token")?,
             ttl_secs: field("ttl")?.parse().ok()?,
         })
@@ -80,6 +84,10 @@ struct Shared {
     /// Set to stop the refresh thread.
     stop: Mutex<bool>,
     wake: Condvar,
+    /// Held while a refresh is under way (the thread's and [`LockHold::check`]'s would race).
+    refreshing: Mutex<()>,
+    /// This holder's token, to recognise its own lock object.
+    token: String,
 }
 
 /// A held writer lock of a remote store.
@@ -92,6 +100,7 @@ pub(crate) struct RemoteLock {
 impl Shared {
     /// Rewrites the lock object if it is still this holder's; records a loss.
     fn refresh(&self) -> Result<()> {
+        let _one = self.refreshing.lock();
         let etag = self.etag.lock().clone();
         let cond = [("if-match", etag)];
         let reply = self.client.send(
@@ -111,6 +120,12 @@ impl Shared {
             },
         )?;
         if reply.status != 200 {
+            // A retry after a lost reply meets its own new ETag: still this holder's lock.
+            if let Some(etag) = self.own_etag()? {
+                *self.etag.lock() = etag;
+                *self.last_ok.lock() = Instant::now();
+                return Ok(());
+            }
             let why = "another writer took it over".to_string();
             self.lost.lock().get_or_insert(why);
             return self.check_lost();
@@ -120,6 +135,27 @@ impl Shared {
         }
         *self.last_ok.lock() = Instant::now();
         Ok(())
+    }
+
+    /// The lock object's ETag if it is this holder's (by its token).
+    fn own_etag(&self) -> Result<Option<String>> {
+        let reply = self
+            .client
+            .send(&|| format!("GET {}", self.describe), &[200, 404], &|| {
+                Request::bare(
+                    rusty_s3::Method::Get,
+                    Verb::Get,
+                    Client::sign(
+                        self.client
+                            .bucket()
+                            .get_object(Some(self.client.credentials()), &self.object),
+                        &[],
+                    ),
+                )
+            })?;
+        let ours = reply.status == 200
+            && Holder::decode(&String::from_utf8_lossy(&reply.body)).is_some_and(|h| h.token == self.token);
+        Ok(ours.then(|| reply.header("etag").unwrap_or_default().to_string()))
     }
 
     fn check_lost(&self) -> Result<()> {
@@ -143,7 +179,10 @@ impl Shared {
     fn run(&self) {
         let mut stop = self.stop.lock();
         loop {
-            let _ = self.wake.wait_for(&mut stop, self.ttl / 4);
+            let until = Instant::now() + self.ttl / 4;
+            while !*stop && Instant::now() < until {
+                let _ = self.wake.wait_until(&mut stop, until);
+            }
             if *stop {
                 return;
             }
@@ -168,8 +207,16 @@ impl Drop for RemoteLock {
     fn drop(&mut self) {
         *self.shared.stop.lock() = true;
         self.shared.wake.notify_all();
+        // A refresh under way on a network that is down may take minutes: wait a little, then
+        // let it finish alone (its If-Match then fails against the deleted lock).
         if let Some(t) = self.thread.take() {
-            let _ = t.join();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
         }
         if self.shared.lost.lock().is_some() {
             return;
@@ -200,6 +247,7 @@ pub(crate) fn acquire(backend: &S3Backend, wait: bool) -> Result<RemoteLock> {
     let me = Holder {
         host: crate::os::meta::hostname(),
         pid: std::process::id(),
+        machine: crate::os::process::machine_id(),
         token: blake3::hash(format!("{}{}", std::process::id(), crate::format::time::now_ns()).as_bytes()).to_hex()
             [..16]
             .to_string(),
@@ -209,21 +257,31 @@ pub(crate) fn acquire(backend: &S3Backend, wait: bool) -> Result<RemoteLock> {
     loop {
         if let Some(etag) = put_conditional(backend, &key, &body, ("if-none-match", "*".into()))? {
             let etag = probe_conditions(backend, &key, &body, etag)?;
-            return Ok(start(backend, &key, body, ttl, etag));
+            return Ok(start(backend, &key, body, &me.token, ttl, etag));
         }
         let Some((holder, etag, age)) = current(backend, &key)? else {
             continue; // released meanwhile
         };
+        if holder.as_ref().is_some_and(|h| h.token == me.token) {
+            // Our own create, whose reply was lost before its retry got 412.
+            let etag = probe_conditions(backend, &key, &body, etag)?;
+            return Ok(start(backend, &key, body, &me.token, ttl, etag));
+        }
         let stale = match &holder {
             None => true, // not a lock object this build wrote: nobody refreshes it
             Some(h) => {
                 age > Duration::from_secs(h.ttl_secs)
-                    || (h.host == me.host && h.pid != me.pid && !crate::os::process::alive(h.pid))
+                    || (h.host == me.host
+                        && !me.machine.is_empty()
+                        && h.machine == me.machine
+                        && h.pid != me.pid
+                        && !crate::os::process::alive(h.pid))
             }
         };
         if stale {
             if let Some(new) = put_conditional(backend, &key, &body, ("if-match", etag))? {
-                return Ok(start(backend, &key, body, ttl, new));
+                let new = probe_conditions(backend, &key, &body, new)?;
+                return Ok(start(backend, &key, body, &me.token, ttl, new));
             }
             continue;
         }
@@ -238,7 +296,7 @@ pub(crate) fn acquire(backend: &S3Backend, wait: bool) -> Result<RemoteLock> {
 }
 
 /// Starts the refresh thread of a lock just taken with `etag`.
-fn start(backend: &S3Backend, key: &Key, body: String, ttl: Duration, etag: String) -> RemoteLock {
+fn start(backend: &S3Backend, key: &Key, body: String, token: &str, ttl: Duration, etag: String) -> RemoteLock {
     let shared = Arc::new(Shared {
         client: Arc::clone(&backend.client),
         object: backend.object_key(key),
@@ -251,6 +309,8 @@ fn start(backend: &S3Backend, key: &Key, body: String, ttl: Duration, etag: Stri
         last_ok: Mutex::new(Instant::now()),
         stop: Mutex::new(false),
         wake: Condvar::new(),
+        refreshing: Mutex::new(()),
+        token: token.to_string(),
     });
     let runner = Arc::clone(&shared);
     let thread = std::thread::Builder::new()
@@ -340,18 +400,18 @@ fn probe_conditions(backend: &S3Backend, key: &Key, body: &str, etag: String) ->
     let object = backend.object_key(key);
     let _ = backend
         .client
-        .send(&|| backend.what("DELETE", key), &[200, 204, 404], &|| Request {
-            method: rusty_s3::Method::Delete,
-            verb: Verb::Delete,
-            url: Client::sign(
-                backend
-                    .client
-                    .bucket()
-                    .delete_object(Some(backend.client.credentials()), &object),
-                &[],
-            ),
-            headers: Vec::new(),
-            body: Body::Empty,
+        .send(&|| backend.what("DELETE", key), &[200, 204, 404], &|| {
+            Request::bare(
+                rusty_s3::Method::Delete,
+                Verb::Delete,
+                Client::sign(
+                    backend
+                        .client
+                        .bucket()
+                        .delete_object(Some(backend.client.credentials()), &object),
+                    &[],
+                ),
+            )
         });
     Err(Error::Remote {
         what: backend.what("PUT", key),
@@ -375,6 +435,7 @@ mod tests {
         let h = Holder {
             host: "box".into(),
             pid: 42,
+            machine: "b:pid:[1]".into(),
             token: "abc".into(),
             ttl_secs: 120,
         };

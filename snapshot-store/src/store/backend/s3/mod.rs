@@ -147,13 +147,7 @@ impl S3Backend {
                 action.with_prefix(self.prefix.as_str());
             }
             action.with_max_keys(1);
-            Request {
-                method: rusty_s3::Method::Get,
-                verb: Verb::List,
-                url: Client::sign(action, &[]),
-                headers: Vec::new(),
-                body: Body::Empty,
-            }
+            Request::bare(rusty_s3::Method::Get, Verb::List, Client::sign(action, &[]))
         })
     }
 
@@ -188,14 +182,28 @@ impl S3Backend {
                 return Err(self.missing_bucket(" (create it, or pass --create-bucket)"));
             }
             let create = || format!("PUT (create bucket) {}", self.location.bucket);
-            // 409: another init created it meanwhile.
-            self.client.send(&create, &[200, 409], &|| Request {
+            // The body names the region (every region but us-east-1 needs it).
+            let body = self.client.bucket().create_bucket(self.client.credentials()).body();
+            let made = self.client.send(&create, &[200, 409], &|| Request {
                 method: rusty_s3::Method::Put,
                 verb: Verb::Put,
                 url: Client::sign(self.client.bucket().create_bucket(self.client.credentials()), &[]),
                 headers: Vec::new(),
-                body: Body::Empty,
+                body: Body::Bytes(body.as_bytes()),
             })?;
+            // 409 BucketAlreadyOwnedByYou: another init made it meanwhile. Any other 409 (the
+            // name belongs to someone else) is an error.
+            if made.status == 409 && client::error_code(&made.body).as_deref() != Some("BucketAlreadyOwnedByYou") {
+                return Err(Error::Remote {
+                    what: create(),
+                    kind: RemoteFailure::Denied,
+                    reason: format!(
+                        "bucket {} exists and belongs to someone else ({})",
+                        self.location.bucket,
+                        client::error_code(&made.body).unwrap_or_else(|| "HTTP 409".into())
+                    ),
+                });
+            }
             reply = self.list_one()?;
         }
         let text = String::from_utf8_lossy(&reply.body);
@@ -214,17 +222,17 @@ impl S3Backend {
     /// The ETag of store file `key` (a HEAD request), or `None` when there is none.
     pub(crate) fn head(&self, key: &Key) -> Result<Option<String>> {
         let object = self.object_key(key);
-        let reply = self.client.send(&|| self.what("HEAD", key), &[200, 404], &|| Request {
-            method: rusty_s3::Method::Head,
-            verb: Verb::Head,
-            url: Client::sign(
-                self.client
-                    .bucket()
-                    .head_object(Some(self.client.credentials()), &object),
-                &[],
-            ),
-            headers: Vec::new(),
-            body: Body::Empty,
+        let reply = self.client.send(&|| self.what("HEAD", key), &[200, 404], &|| {
+            Request::bare(
+                rusty_s3::Method::Head,
+                Verb::Head,
+                Client::sign(
+                    self.client
+                        .bucket()
+                        .head_object(Some(self.client.credentials()), &object),
+                    &[],
+                ),
+            )
         })?;
         Ok((reply.status == 200).then(|| reply.header("etag").unwrap_or_default().to_string()))
     }
@@ -356,20 +364,7 @@ impl Backend for S3Backend {
     }
 
     fn exists(&self, key: &Key) -> Result<bool> {
-        let object = self.object_key(key);
-        let reply = self.client.send(&|| self.what("HEAD", key), &[200, 404], &|| Request {
-            method: rusty_s3::Method::Head,
-            verb: Verb::Head,
-            url: Client::sign(
-                self.client
-                    .bucket()
-                    .head_object(Some(self.client.credentials()), &object),
-                &[],
-            ),
-            headers: Vec::new(),
-            body: Body::Empty,
-        })?;
-        Ok(reply.status == 200)
+        Ok(self.head(key)?.is_some())
     }
 
     fn list(&self, dir: &str) -> Result<Vec<(Key, u64)>> {
@@ -387,13 +382,7 @@ impl Backend for S3Backend {
                 if let Some(t) = &token {
                     action.with_continuation_token(t.as_str());
                 }
-                Request {
-                    method: rusty_s3::Method::Get,
-                    verb: Verb::List,
-                    url: Client::sign(action, &[]),
-                    headers: Vec::new(),
-                    body: Body::Empty,
-                }
+                Request::bare(rusty_s3::Method::Get, Verb::List, Client::sign(action, &[]))
             })?;
             let text = String::from_utf8_lossy(&reply.body);
             let page = ListObjectsV2::parse_response(&text).map_err(|e| Error::Remote {
@@ -455,7 +444,11 @@ impl Backend for S3Backend {
     }
 
     fn create(&self, key: &Key, bytes: &[u8]) -> Result<PutOutcome> {
-        self.put_if_absent(key, Body::Bytes(bytes))
+        Ok(match self.put_if_absent(key, Body::Bytes(bytes))? {
+            // As for manifests: a retry after a lost reply finds its own bytes.
+            PutOutcome::Exists if self.read(key)?.as_deref() == Some(bytes) => PutOutcome::Created,
+            other => other,
+        })
     }
 
     fn remote_stats(&self) -> Option<RemoteStats> {

@@ -103,13 +103,7 @@ fn resume(backend: &S3Backend, file: &Staged, record: &PathBuf) -> Result<Option
             if let Some(m) = marker {
                 action.set_part_number_marker(m);
             }
-            Request {
-                method: rusty_s3::Method::Get,
-                verb: Verb::List,
-                url: Client::sign(action, &[]),
-                headers: Vec::new(),
-                body: Body::Empty,
-            }
+            Request::bare(rusty_s3::Method::Get, Verb::List, Client::sign(action, &[]))
         })?;
         if reply.status == 404 {
             // NoSuchUpload: aborted or expired; start again.
@@ -133,18 +127,18 @@ fn resume(backend: &S3Backend, file: &Staged, record: &PathBuf) -> Result<Option
 fn create(backend: &S3Backend, key: &Key, record: &PathBuf) -> Result<Upload> {
     let object = backend.object_key(key);
     let what = || format!("POST (start upload) {}", backend.describe(key));
-    let reply = backend.client.send(&what, &[200], &|| Request {
-        method: rusty_s3::Method::Post,
-        verb: Verb::Put,
-        url: Client::sign(
-            backend
-                .client
-                .bucket()
-                .create_multipart_upload(Some(backend.client.credentials()), &object),
-            &[],
-        ),
-        headers: Vec::new(),
-        body: Body::Empty,
+    let reply = backend.client.send(&what, &[200], &|| {
+        Request::bare(
+            rusty_s3::Method::Post,
+            Verb::Put,
+            Client::sign(
+                backend
+                    .client
+                    .bucket()
+                    .create_multipart_upload(Some(backend.client.credentials()), &object),
+                &[],
+            ),
+        )
     })?;
     let created =
         CreateMultipartUpload::parse_response(&String::from_utf8_lossy(&reply.body)).map_err(|e| Error::Remote {
@@ -256,18 +250,18 @@ fn complete(backend: &S3Backend, key: &Key, object: &str, upload: &Upload, etags
 /// Abandons an upload (best effort: servers expire abandoned uploads by their own rules).
 fn abort(backend: &S3Backend, key: &Key, object: &str, upload: &Upload) {
     let what = || format!("DELETE (abort upload) {}", backend.describe(key));
-    let _ = backend.client.send(&what, &[200, 204, 404], &|| Request {
-        method: rusty_s3::Method::Delete,
-        verb: Verb::Delete,
-        url: Client::sign(
-            backend
-                .client
-                .bucket()
-                .abort_multipart_upload(Some(backend.client.credentials()), object, &upload.id),
-            &[],
-        ),
-        headers: Vec::new(),
-        body: Body::Empty,
+    let _ = backend.client.send(&what, &[200, 204, 404], &|| {
+        Request::bare(
+            rusty_s3::Method::Delete,
+            Verb::Delete,
+            Client::sign(
+                backend
+                    .client
+                    .bucket()
+                    .abort_multipart_upload(Some(backend.client.credentials()), object, &upload.id),
+                &[],
+            ),
+        )
     });
 }
 

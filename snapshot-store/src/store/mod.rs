@@ -519,8 +519,31 @@ fn decode_config(bytes: &[u8], place: &str) -> Result<StoreConfig> {
 /// A backend for the bucket prefix `at`, with the credentials the environment names.
 fn remote_backend(at: &S3Location, options: &StoreOptions) -> Result<S3Backend> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
-    let credentials = find_credentials(&|k| std::env::var(k).ok(), home.as_deref())?;
+    let mut credentials = find_credentials(&|k| std::env::var(k).ok(), home.as_deref())?;
+    // An AWS regional endpoint names the region requests must be signed for.
+    if std::env::var_os("AWS_REGION").is_none()
+        && let Some(region) = aws_region_of(&at.host)
+    {
+        credentials.region = region;
+    }
     S3Backend::new(at, &credentials, &options.remote, PathBuf::new())
+}
+
+/// The region of an AWS regional endpoint host (`s3.eu-central-1.amazonaws.com`,
+/// `s3-eu-west-1.amazonaws.com`, `s3.dualstack.us-west-2.amazonaws.com`).
+fn aws_region_of(host: &str) -> Option<String> {
+    let rest = host.strip_suffix(".amazonaws.com")?;
+    let parts: Vec<&str> = rest.split('.').collect();
+    let s3 = parts.iter().rposition(|p| *p == "s3" || p.starts_with("s3-"))?;
+    let region = match parts[s3].strip_prefix("s3-") {
+        Some(r) => r,
+        None => parts.get(s3 + 1..)?.iter().copied().find(|p| *p != "dualstack")?,
+    };
+    (region.contains('-')
+        && region
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+    .then(|| region.to_string())
 }
 
 /// The local directory of remote store `at` (`<cache dir>/<store id>/`, with its spool
@@ -591,6 +614,25 @@ mod tests {
             s.resolve_snapshot("latest"),
             Err(Error::SnapshotNotFound { .. })
         ));
+    }
+
+    #[test]
+    fn aws_regional_endpoints_name_their_region() {
+        assert_eq!(
+            aws_region_of("s3.eu-central-1.amazonaws.com").as_deref(),
+            Some("eu-central-1")
+        );
+        assert_eq!(
+            aws_region_of("s3-eu-west-1.amazonaws.com").as_deref(),
+            Some("eu-west-1")
+        );
+        assert_eq!(
+            aws_region_of("s3.dualstack.us-west-2.amazonaws.com").as_deref(),
+            Some("us-west-2")
+        );
+        assert_eq!(aws_region_of("s3.amazonaws.com"), None);
+        assert_eq!(aws_region_of("127.0.0.1"), None);
+        assert_eq!(aws_region_of("minio.example.org"), None);
     }
 
     #[test]

@@ -322,6 +322,21 @@ fn an_interrupted_multipart_upload_resumes_after_its_last_part() {
     let mut back = vec![0u8; len];
     blob.read_exact_at(&mut back, 0, Access::Sequential, "big").unwrap();
     assert!(back == data, "the completed object has the file's bytes");
+
+    // An upload left behind for an object that then got there anyway is aborted, not resumed.
+    let other = staged(&b, "objects/99/other", &data);
+    arm(Point::PartUploaded, dir.path(), Action::Error, 1);
+    assert!(b.publish(std::slice::from_ref(&other)).is_err());
+    disarm(dir.path());
+    let uploads = dir.path().join("tmp/uploads");
+    assert_eq!(
+        std::fs::read_dir(&uploads).unwrap().count(),
+        1,
+        "the unfinished upload is recorded"
+    );
+    b.create(&Key::new("objects/99/other"), &data).unwrap();
+    b.publish(std::slice::from_ref(&other)).unwrap();
+    assert_eq!(std::fs::read_dir(&uploads).unwrap().count(), 0, "the record is gone");
 }
 
 #[test]

@@ -203,25 +203,21 @@ impl Blob for S3Blob {
             return Ok(());
         }
         match access {
-            Access::Random => {
-                let got = fetch(
-                    &self.client,
-                    &self.object,
-                    &self.describe,
-                    self.len,
-                    offset,
-                    buf.len() as u64,
-                    what,
-                )?;
-                buf.copy_from_slice(&got);
-                Ok(())
-            }
+            Access::Random => self.read_exact_range(buf, offset, what),
             Access::Sequential => self.read_ahead(buf, offset, what),
         }
     }
 }
 
 impl S3Blob {
+    /// Fills `buf` from `offset` with one range GET of exactly those bytes.
+    fn read_exact_range(&self, buf: &mut [u8], offset: u64, what: &str) -> Result<()> {
+        let len = buf.len() as u64;
+        let got = fetch(&self.client, &self.object, &self.describe, self.len, offset, len, what)?;
+        buf.copy_from_slice(&got);
+        Ok(())
+    }
+
     /// A sequential read through the read-ahead window.
     fn read_ahead(&self, buf: &mut [u8], offset: u64, what: &str) -> Result<()> {
         let mut all = self.ahead.lock();
@@ -255,17 +251,7 @@ impl S3Blob {
             let stop = self.tail_start.max(end);
             let len = a.window.max(buf.len() as u64).min(stop - offset);
             if AHEAD_HELD.load(Ordering::Relaxed) + len > AHEAD_BUDGET {
-                let got = fetch(
-                    &self.client,
-                    &self.object,
-                    &self.describe,
-                    self.len,
-                    offset,
-                    buf.len() as u64,
-                    what,
-                )?;
-                buf.copy_from_slice(&got);
-                return Ok(());
+                return self.read_exact_range(buf, offset, what);
             }
             let got = fetch(&self.client, &self.object, &self.describe, self.len, offset, len, what)?;
             a.start = offset;

@@ -322,23 +322,7 @@ fn start(backend: &S3Backend, key: &Key, body: String, token: &str, ttl: Duratio
 
 /// PUT of the lock object under condition `cond`; its new ETag, or `None` when refused (412).
 fn put_conditional(backend: &S3Backend, key: &Key, body: &str, cond: (&'static str, String)) -> Result<Option<String>> {
-    let object = backend.object_key(key);
-    let cond = [cond];
-    let reply = backend
-        .client
-        .send(&|| backend.what("PUT", key), &[200, 412, 404], &|| Request {
-            method: rusty_s3::Method::Put,
-            verb: Verb::Put,
-            url: Client::sign(
-                backend
-                    .client
-                    .bucket()
-                    .put_object(Some(backend.client.credentials()), &object),
-                &cond,
-            ),
-            headers: cond.to_vec(),
-            body: Body::Bytes(body.as_bytes()),
-        })?;
+    let reply = backend.put(key, Body::Bytes(body.as_bytes()), &[cond], &[200, 412, 404])?;
     Ok(match reply.status {
         200 => Some(etag_of(backend, key, &reply)?),
         _ => None,

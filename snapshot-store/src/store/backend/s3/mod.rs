@@ -152,7 +152,7 @@ impl S3Backend {
     }
 
     /// The error for a missing bucket.
-    fn missing_bucket(&self, advice: &str) -> Error {
+    pub(super) fn missing_bucket(&self, advice: &str) -> Error {
         Error::Remote {
             what: format!("LIST {}", self.location),
             kind: RemoteFailure::NoSuchBucket,
@@ -300,25 +300,34 @@ impl S3Backend {
 
     /// PUT of `body` as store file `key`, only if absent (`If-None-Match: *`).
     fn put_if_absent(&self, key: &Key, body: Body<'_>) -> Result<PutOutcome> {
-        let object = self.object_key(key);
-        let cond = [("if-none-match", "*".to_string())];
-        let reply = self
-            .client
-            .send(&|| self.what("PUT", key), &[200, 201, 412], &|| Request {
-                method: rusty_s3::Method::Put,
-                verb: Verb::Put,
-                url: Client::sign(
-                    self.client
-                        .bucket()
-                        .put_object(Some(self.client.credentials()), &object),
-                    &cond,
-                ),
-                headers: cond.to_vec(),
-                body,
-            })?;
+        let reply = self.put(key, body, &[("if-none-match", "*".to_string())], &[200, 201, 412])?;
         Ok(match reply.status {
             412 => PutOutcome::Exists,
             _ => PutOutcome::Created,
+        })
+    }
+
+    /// PUT of `body` as store file `key`, with the (signed) headers `signed`, expecting one of
+    /// `expected`.
+    pub(super) fn put(
+        &self,
+        key: &Key,
+        body: Body<'_>,
+        signed: &[(&'static str, String)],
+        expected: &[u16],
+    ) -> Result<Reply> {
+        let object = self.object_key(key);
+        self.client.send(&|| self.what("PUT", key), expected, &|| Request {
+            method: rusty_s3::Method::Put,
+            verb: Verb::Put,
+            url: Client::sign(
+                self.client
+                    .bucket()
+                    .put_object(Some(self.client.credentials()), &object),
+                signed,
+            ),
+            headers: signed.to_vec(),
+            body,
         })
     }
 
@@ -460,19 +469,7 @@ impl Backend for S3Backend {
     }
 
     fn replace(&self, key: &Key, bytes: &[u8]) -> Result<()> {
-        let object = self.object_key(key);
-        self.client.send(&|| self.what("PUT", key), &[200, 201], &|| Request {
-            method: rusty_s3::Method::Put,
-            verb: Verb::Put,
-            url: Client::sign(
-                self.client
-                    .bucket()
-                    .put_object(Some(self.client.credentials()), &object),
-                &[],
-            ),
-            headers: Vec::new(),
-            body: Body::Bytes(bytes),
-        })?;
+        self.put(key, Body::Bytes(bytes), &[], &[200, 201])?;
         Ok(())
     }
 }

@@ -26,12 +26,17 @@ const MAX_PARTS: u64 = 9_000;
 
 /// Uploads `file` (`len` bytes) in parts unless its key exists.
 pub(crate) fn multipart(backend: &S3Backend, file: &Staged, len: u64) -> Result<PutOutcome> {
-    if backend.exists(&file.key)? {
-        return Ok(PutOutcome::Exists);
-    }
     let part_len = PART_MIN.max(len.div_ceil(MAX_PARTS).next_multiple_of(1 << 20));
     let count = len.div_ceil(part_len) as usize;
     let record = record_path(backend, &file.key);
+    if backend.exists(&file.key)? {
+        // An upload left by an interrupted write whose object got there after all: let it go.
+        if let Some(upload) = resume(backend, file, &record)? {
+            abort(backend, &file.key, &backend.object_key(&file.key), &upload);
+            let _ = std::fs::remove_file(&record);
+        }
+        return Ok(PutOutcome::Exists);
+    }
     let upload = match resume(backend, file, &record)? {
         Some(u) => u,
         None => create(backend, &file.key, &record)?,
@@ -230,6 +235,7 @@ fn complete(backend: &S3Backend, key: &Key, object: &str, upload: &Upload, etags
         404 if error_code(&reply.body).as_deref() == Some("NoSuchUpload") && backend.exists(key)? => {
             Ok(PutOutcome::Created)
         }
+        404 if error_code(&reply.body).as_deref() == Some("NoSuchBucket") => Err(backend.missing_bucket("")),
         412 => {
             abort(backend, key, object, upload);
             Ok(PutOutcome::Exists)

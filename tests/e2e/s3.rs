@@ -233,20 +233,23 @@ fn a_warm_daily_write_lists_once_reads_nothing_and_a_cold_cache_still_works() {
     assert_eq!(env.cat("latest", "small/8"), b"changed too");
 }
 
+/// A proxy doing `options` in front of the S3 test server, and a new store reached through it.
+fn behind_proxy(options: ProxyOptions) -> (Proxy, Env) {
+    let (endpoint, _, _) = s3_server().unwrap();
+    let proxy = Proxy::start(&endpoint, options);
+    let env = Env::s3_at(&proxy.endpoint, &[]).unwrap();
+    (proxy, env)
+}
+
 #[test]
 fn a_lost_reply_to_the_manifest_put_makes_no_second_snapshot() {
     if !have(&[Need::S3]) {
         return;
     }
-    let (endpoint, _, _) = s3_server().unwrap();
-    let proxy = Proxy::start(
-        &endpoint,
-        ProxyOptions {
-            drop_put_reply: Some("/snapshots/".into()),
-            ..ProxyOptions::default()
-        },
-    );
-    let env = Env::s3_at(&proxy.endpoint, &[]).unwrap();
+    let (proxy, env) = behind_proxy(ProxyOptions {
+        drop_put_reply: Some("/snapshots/".into()),
+        ..ProxyOptions::default()
+    });
     let src = env.path("src");
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("a"), texty(5000, 1)).unwrap();
@@ -266,15 +269,10 @@ fn a_write_killed_mid_upload_changes_nothing_and_its_rerun_sends_only_the_rest()
     if !have(&[Need::S3]) {
         return;
     }
-    let (endpoint, _, _) = s3_server().unwrap();
-    let proxy = Proxy::start(
-        &endpoint,
-        ProxyOptions {
-            delay: Duration::from_millis(30),
-            ..ProxyOptions::default()
-        },
-    );
-    let env = Env::s3_at(&proxy.endpoint, &[]).unwrap();
+    let (proxy, env) = behind_proxy(ProxyOptions {
+        delay: Duration::from_millis(30),
+        ..ProxyOptions::default()
+    });
     let src = env.path("src");
     fs::create_dir_all(&src).unwrap();
     const FILES: usize = 40;

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use parking_lot::Mutex;
 
 use super::S3Backend;
-use super::client::{Body, Client, Request, Verb};
+use super::client::{Body, Client};
 use crate::error::{Error, RemoteFailure, Result};
 use crate::store::backend::{Access, Backend, Blob, Key};
 
@@ -299,12 +299,8 @@ fn fetch(
     let end = offset + len;
     let request = || format!("GET {describe} bytes {offset}-{}", end - 1);
     let range = [("range", format!("bytes={offset}-{}", end - 1))];
-    let reply = client.send(&request, &[200, 206], &|| Request {
-        method: rusty_s3::Method::Get,
-        verb: Verb::Get,
-        url: Client::sign(client.bucket().get_object(Some(client.credentials()), object), &[]),
-        headers: range.to_vec(),
-        body: Body::Empty,
+    let reply = client.send(&request, &[200, 206], &|| {
+        client.object(rusty_s3::Method::Get, object, &[], &range, Body::Empty)
     })?;
     let mut body = reply.body;
     match reply.status {

@@ -224,6 +224,35 @@ impl Client {
         &self.credentials
     }
 
+    /// A request of `method` (GET, HEAD, PUT or DELETE) on object `object`, signed with the
+    /// headers `signed` (which it also sends), then `unsigned` headers, with `body`.
+    pub(crate) fn object<'b>(
+        &self,
+        method: rusty_s3::Method,
+        object: &str,
+        signed: &[(&'static str, String)],
+        unsigned: &[(&'static str, String)],
+        body: Body<'b>,
+    ) -> Request<'b> {
+        use rusty_s3::Method as M;
+        let (b, c) = (&self.bucket, Some(&self.credentials));
+        let (verb, url) = match method {
+            M::Head => (Verb::Head, Client::sign(b.head_object(c, object), signed)),
+            M::Put => (Verb::Put, Client::sign(b.put_object(c, object), signed)),
+            M::Delete => (Verb::Delete, Client::sign(b.delete_object(c, object), signed)),
+            _ => (Verb::Get, Client::sign(b.get_object(c, object), signed)),
+        };
+        let mut headers = signed.to_vec();
+        headers.extend_from_slice(unsigned);
+        Request {
+            method,
+            verb,
+            url,
+            headers,
+            body,
+        }
+    }
+
     /// Signs `action` (with `signed` headers added to what it signs) for a request.
     pub(crate) fn sign<'a, A: S3Action<'a>>(mut action: A, signed: &[(&'static str, String)]) -> url::Url {
         for (name, value) in signed {

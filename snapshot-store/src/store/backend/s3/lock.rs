@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use super::S3Backend;
-use super::client::{Body, Client, Reply, Request, Verb};
+use super::client::{Body, Client, Reply};
 use crate::error::{Error, RemoteFailure, Result};
 use crate::store::backend::{Backend, Key, LockHold};
 
@@ -106,17 +106,10 @@ impl Shared {
         let reply = self.client.send(
             &|| format!("PUT (refresh lock) {}", self.describe),
             &[200, 412, 404],
-            &|| Request {
-                method: rusty_s3::Method::Put,
-                verb: Verb::Put,
-                url: Client::sign(
-                    self.client
-                        .bucket()
-                        .put_object(Some(self.client.credentials()), &self.object),
-                    &cond,
-                ),
-                headers: cond.to_vec(),
-                body: Body::Bytes(self.body.as_bytes()),
+            &|| {
+                let body = Body::Bytes(self.body.as_bytes());
+                self.client
+                    .object(rusty_s3::Method::Put, &self.object, &cond, &[], body)
             },
         )?;
         if reply.status != 200 {
@@ -142,16 +135,8 @@ impl Shared {
         let reply = self
             .client
             .send(&|| format!("GET {}", self.describe), &[200, 404], &|| {
-                Request::bare(
-                    rusty_s3::Method::Get,
-                    Verb::Get,
-                    Client::sign(
-                        self.client
-                            .bucket()
-                            .get_object(Some(self.client.credentials()), &self.object),
-                        &[],
-                    ),
-                )
+                self.client
+                    .object(rusty_s3::Method::Get, &self.object, &[], &[], Body::Empty)
             })?;
         let ours = reply.status == 200
             && Holder::decode(&String::from_utf8_lossy(&reply.body)).is_some_and(|h| h.token == self.token);
@@ -226,16 +211,8 @@ impl Drop for RemoteLock {
         let _ = s
             .client
             .send(&|| format!("DELETE {}", s.describe), &[200, 204, 404, 412], &|| {
-                Request {
-                    method: rusty_s3::Method::Delete,
-                    verb: Verb::Delete,
-                    url: Client::sign(
-                        s.client.bucket().delete_object(Some(s.client.credentials()), &s.object),
-                        &cond,
-                    ),
-                    headers: cond.to_vec(),
-                    body: Body::Empty,
-                }
+                s.client
+                    .object(rusty_s3::Method::Delete, &s.object, &cond, &[], Body::Empty)
             });
     }
 }
@@ -385,17 +362,9 @@ fn probe_conditions(backend: &S3Backend, key: &Key, body: &str, etag: String) ->
     let _ = backend
         .client
         .send(&|| backend.what("DELETE", key), &[200, 204, 404], &|| {
-            Request::bare(
-                rusty_s3::Method::Delete,
-                Verb::Delete,
-                Client::sign(
-                    backend
-                        .client
-                        .bucket()
-                        .delete_object(Some(backend.client.credentials()), &object),
-                    &[],
-                ),
-            )
+            backend
+                .client
+                .object(rusty_s3::Method::Delete, &object, &[], &[], Body::Empty)
         });
     Err(Error::Remote {
         what: backend.what("PUT", key),

@@ -223,16 +223,8 @@ impl S3Backend {
     pub(crate) fn head(&self, key: &Key) -> Result<Option<String>> {
         let object = self.object_key(key);
         let reply = self.client.send(&|| self.what("HEAD", key), &[200, 404], &|| {
-            Request::bare(
-                rusty_s3::Method::Head,
-                Verb::Head,
-                Client::sign(
-                    self.client
-                        .bucket()
-                        .head_object(Some(self.client.credentials()), &object),
-                    &[],
-                ),
-            )
+            self.client
+                .object(rusty_s3::Method::Head, &object, &[], &[], Body::Empty)
         })?;
         Ok((reply.status == 200).then(|| reply.header("etag").unwrap_or_default().to_string()))
     }
@@ -280,17 +272,9 @@ impl S3Backend {
         let object = self.object_key(key);
         let mut accept = expected.to_vec();
         accept.push(404);
-        let reply = self.client.send(&|| self.what("GET", key), &accept, &|| Request {
-            method: rusty_s3::Method::Get,
-            verb: Verb::Get,
-            url: Client::sign(
-                self.client
-                    .bucket()
-                    .get_object(Some(self.client.credentials()), &object),
-                &[],
-            ),
-            headers: headers.to_vec(),
-            body: Body::Empty,
+        let reply = self.client.send(&|| self.what("GET", key), &accept, &|| {
+            self.client
+                .object(rusty_s3::Method::Get, &object, &[], headers, Body::Empty)
         })?;
         if reply.status == 404 && client::error_code(&reply.body).as_deref() == Some("NoSuchBucket") {
             return Err(self.missing_bucket(""));
@@ -317,17 +301,8 @@ impl S3Backend {
         expected: &[u16],
     ) -> Result<Reply> {
         let object = self.object_key(key);
-        self.client.send(&|| self.what("PUT", key), expected, &|| Request {
-            method: rusty_s3::Method::Put,
-            verb: Verb::Put,
-            url: Client::sign(
-                self.client
-                    .bucket()
-                    .put_object(Some(self.client.credentials()), &object),
-                signed,
-            ),
-            headers: signed.to_vec(),
-            body,
+        self.client.send(&|| self.what("PUT", key), expected, &|| {
+            self.client.object(rusty_s3::Method::Put, &object, signed, &[], body)
         })
     }
 

@@ -199,17 +199,6 @@ pub enum Error {
         /// How it was lost.
         reason: String,
     },
-    /// Something this build does not do yet for a store in an object store.
-    #[error(
-        "{what} is not supported yet for stores in an object store ({store}); nothing was changed \
-         (copy the store to a directory to use it there)"
-    )]
-    NotForRemoteStores {
-        /// What was asked, e.g. "prune".
-        what: &'static str,
-        /// The store.
-        store: String,
-    },
     /// A part of backup-fs failed in a way it never should (a bug); nothing was stored.
     #[error("internal error: {what}; nothing was stored (please report this)")]
     Internal {

@@ -89,12 +89,6 @@ fn auto_prune(store: &Store, wait: bool, json: bool) -> Result<Option<Value>> {
     if !retention.auto_prune {
         return Ok(None);
     }
-    if store.is_remote() {
-        eprintln!(
-            "backup-fs: note: auto prune skipped: forget and prune are not supported yet for stores in an object store"
-        );
-        return Ok(None);
-    }
     let mut out = json!({});
     if !retention.keep.is_empty() {
         let opts = snapshot_store::ForgetOptions {

@@ -99,15 +99,6 @@ fn a_store_in_a_bucket_backs_up_restores_and_verifies_like_a_directory() {
     }
     let out = env.run(&["verify", "--read-data"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-    for cmd in [&["prune"][..], &["forget", "latest"]] {
-        let out = env.run(cmd);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !out.status.success() && err.contains("not supported yet"),
-            "{cmd:?}: {err}"
-        );
-    }
-    assert_eq!(env.snapshots(), ids, "nothing was forgotten");
 
     // Mounted over the network, every snapshot serves the same bytes.
     if crate::mount::fuse_available() {
@@ -231,6 +222,70 @@ fn a_warm_daily_write_lists_once_reads_nothing_and_a_cold_cache_still_works() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(env.snapshots().len(), 3);
     assert_eq!(env.cat("latest", "small/8"), b"changed too");
+}
+
+#[test]
+fn forget_and_prune_in_a_bucket_free_what_no_kept_snapshot_needs_and_caches_notice() {
+    if !have(&[Need::S3]) {
+        return;
+    }
+    let env = Env::s3(&[]).unwrap();
+    let src = env.path("src");
+    fs::create_dir_all(src.join("d")).unwrap();
+    let first = pseudo(700_000, 1);
+    fs::write(src.join("a"), &first).unwrap();
+    fs::write(src.join("d/kept"), texty(5000, 2)).unwrap();
+    let one = env.write(&src, &[])["snapshot"].as_str().unwrap().to_string();
+    fs::remove_file(src.join("a")).unwrap();
+    fs::write(src.join("b"), pseudo(700_000, 2)).unwrap();
+    let_timestamps_settle();
+    let two = env.write(&src, &[])["snapshot"].as_str().unwrap().to_string();
+    let model_two = model(&src);
+
+    // Forgotten and pruned from another machine (its own cache), while this one's cache still
+    // knows the first version's objects.
+    let other = env.path("other-machine");
+    let on_other = |args: &[&str]| {
+        let mut c = env.cmd(args);
+        c.env("BACKUP_FS_CACHE_DIR", &other);
+        let out = run_with_timeout(c, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    on_other(&["forget", &one]);
+    assert_eq!(env.snapshots(), vec![two.clone()]);
+    let p: Value = serde_json::from_str(&on_other(&["prune", "--json"])).unwrap();
+    assert!(
+        p["freed"]["bytes"].as_u64().unwrap() >= 600_000,
+        "the first a was freed: {p}"
+    );
+    assert!(p["needed"]["files"].as_u64().unwrap() > 0, "{p}");
+    let again: Value = serde_json::from_str(&on_other(&["prune", "--json"])).unwrap();
+    assert_eq!(again["freed"]["files"], 0, "nothing is left to free: {again}");
+
+    // The kept snapshot is whole.
+    let target = env.path("restored");
+    env.ok(&["restore", &two, target.to_str().unwrap()]);
+    assert_same_tree(&model_two, &model(&target), is_root());
+    let out = env.run(&["verify", "--read-data"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+
+    // Back to the first content: this machine's cache saw those objects before the prune
+    // deleted them, and must not take them as still there.
+    fs::write(src.join("a"), &first).unwrap();
+    let_timestamps_settle();
+    let three = env.write(&src, &[]);
+    assert!(
+        three["remote"]["bytes_up"].as_u64().unwrap() >= 600_000,
+        "the deleted content was uploaded again: {three}"
+    );
+    assert_eq!(env.cat("latest", "a"), first);
+    let out = env.run(&["verify", "--read-data"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
 /// A proxy doing `options` in front of the S3 test server, and a new store reached through it.

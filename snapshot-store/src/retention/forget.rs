@@ -2,9 +2,6 @@
 //! writer lock, so no write sees a snapshot vanish mid-way); what they alone referenced stays
 //! until `prune`.
 
-use std::fs;
-use std::io;
-
 use jiff::tz::TimeZone;
 
 use super::keep::{self, KeepReason, SnapshotInfo, Verdict};
@@ -12,8 +9,8 @@ use crate::error::{Error, IoContext, Result};
 use crate::failpoint::{self, Point};
 use crate::format::retention::KeepRules;
 use crate::format::snapshot::SnapshotId;
-use crate::os::file as fsio;
 use crate::store::Store;
+use crate::store::backend::Key;
 
 /// What to forget.
 #[derive(Debug, Clone, Default)]
@@ -45,7 +42,6 @@ pub struct ForgetReport {
 
 /// Forgets snapshots of `store` by `opts`, with periods in time zone `tz`.
 pub fn forget(store: &Store, opts: &ForgetOptions, tz: &TimeZone) -> Result<ForgetReport> {
-    store.refuse_if_remote("forget")?;
     let lock = store.lock_writer(opts.wait_for_lock)?;
     let ids = store.snapshot_ids()?;
     for named in &opts.snapshots {
@@ -128,16 +124,12 @@ fn named_verdicts(infos: &[SnapshotInfo], named: &[SnapshotId]) -> Vec<Verdict> 
 /// Deletes the manifests of `ids`, then flushes `snapshots/`.
 fn delete_manifests(store: &Store, ids: &[SnapshotId]) -> Result<()> {
     for id in ids {
-        let path = store.snapshot_path(id);
-        match fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::io(&path, e)),
-        }
-        failpoint::check(Point::ForgetDelete, store.root()).at(&path)?;
+        let key = Key::snapshot(id);
+        store.backend().delete(&key)?;
+        failpoint::check(Point::ForgetDelete, store.root()).at(store.root().join(key.as_str()))?;
     }
     if !ids.is_empty() {
-        fsio::sync_dir(&store.root().join("snapshots"))?;
+        store.backend().flush_deletes("snapshots")?;
     }
     Ok(())
 }

@@ -5,13 +5,12 @@
 //! name never gets a file whose references are gone.
 
 use std::collections::{HashMap, HashSet};
-use std::fs;
-use std::io::Read;
 
 use crate::format::condemned::StoreFile;
 use crate::format::magic;
 use crate::id::ObjectId;
 use crate::store::Store;
+use crate::store::condemned::store_file_key;
 
 /// What a condemned file is, as far as the order needs to know.
 enum Class {
@@ -33,12 +32,11 @@ fn classify(store: &Store, file: &StoreFile) -> Class {
     match file {
         StoreFile::Version(v) => Class::Record(store.version(v).ok().map(|r| r.depth)),
         StoreFile::Object(o) => {
-            let mut head = [0u8; 8];
-            let read = fs::File::open(store.object_path(o)).and_then(|mut f| f.read_exact(&mut head));
-            if read.is_err() {
-                return Class::Other;
-            }
-            match &head {
+            let head = match store.backend().read_head(&store_file_key(file), 8) {
+                Ok(Some(h)) if h.len() == 8 => h,
+                _ => return Class::Other,
+            };
+            match &head[..] {
                 m if m == magic::DATA => Class::Data,
                 m if m == magic::EXTENT_MAP => Class::Map,
                 m if m == magic::SIGNATURE => Class::Signature(store.signature_record(o).map_or(u16::MAX, |r| r.chain)),
@@ -125,6 +123,8 @@ fn trees_in_order(trees: Vec<(StoreFile, Vec<ObjectId>)>) -> Vec<StoreFile> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
     use crate::format::policy::Policy;
     use crate::testdata::pseudo;

@@ -8,12 +8,12 @@
 //! after the file became unreachable), or once it has waited the grace period; prune waits a
 //! moment for readers to catch up and otherwise leaves the rest for the next prune. Files are
 //! deleted referrers first (see `order`), and each prune recomputes what is reachable, so a
-//! condemned file that a write reused in the meantime is kept.
+//! condemned file that a write reused in the meantime is kept. The generation is also raised
+//! before the first deletion and after the last, so that a cache in front of a remote store
+//! (which keeps what it learnt per generation) never vouches for a file deleted since.
 
 use std::collections::{BTreeMap, HashSet};
-use std::fs;
 use std::io;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,7 @@ use crate::format::FormatVersion;
 use crate::format::condemned::{Condemned, CondemnedList, StoreFile};
 use crate::format::snapshot::Snapshot;
 use crate::id::{ObjectId, VersionId};
+use crate::store::condemned::store_file_key;
 use crate::store::{LiveReader, Store, WriterLock};
 
 /// How long prune waits for registered readers to catch up before it leaves their files for
@@ -97,7 +98,6 @@ pub struct PruneReport {
 
 /// Prunes `store`: see the module doc.
 pub fn prune(store: &Store, opts: &PruneOptions) -> Result<PruneReport> {
-    store.refuse_if_remote("prune")?;
     let lock = store.lock_writer(opts.wait_for_lock)?;
     prune_locked(store, &lock, opts)
 }
@@ -121,6 +121,7 @@ pub(crate) fn prune_locked(store: &Store, lock: &WriterLock, opts: &PruneOptions
     if !opts.dry_run {
         store.clean_tmp(lock)?;
         store.finish_replacements(lock)?;
+        store.discard_journal()?;
     }
     let snapshots = load_all(store)?;
     report.snapshots = snapshots.len() as u64;
@@ -171,36 +172,19 @@ fn sweep(store: &Store, reach: &Reachable, needed: &mut Amount) -> Result<BTreeM
     let version: Parse = |hex, r| VersionId::from_hex(hex).map(|v| (StoreFile::Version(v), r.versions.contains(&v)));
     let object: Parse = |hex, r| ObjectId::from_hex(hex).map(|o| (StoreFile::Object(o), r.objects.contains(&o)));
     for (dir, parse) in [("versions", version), ("objects", object)] {
-        for fan in read_dir(&store.root().join(dir))? {
-            if !fan.is_dir() {
+        for (key, size) in store.backend().list(dir)? {
+            // Only `dir/xx/<hex>`: anything else is not a backup-fs file.
+            let Some((file, reached)) = parse(key.file_name(), reach).filter(|(f, _)| store_file_key(f) == key) else {
                 continue;
-            }
-            for path in read_dir(&fan)? {
-                let Some((file, reached)) = path.file_name().and_then(|n| n.to_str()).and_then(|h| parse(h, reach))
-                else {
-                    continue;
-                };
-                if reached {
-                    needed.add(file_size(&path));
-                } else {
-                    garbage.insert(file, file_size(&path));
-                }
+            };
+            if reached {
+                needed.add(size);
+            } else {
+                garbage.insert(file, size);
             }
         }
     }
     Ok(garbage)
-}
-
-fn read_dir(dir: &Path) -> Result<Vec<std::path::PathBuf>> {
-    let mut out = Vec::new();
-    for e in fs::read_dir(dir).at(dir)? {
-        out.push(e.at(dir)?.path());
-    }
-    Ok(out)
-}
-
-fn file_size(path: &Path) -> u64 {
-    fs::symlink_metadata(path).map_or(0, |m| m.len())
 }
 
 /// Writes the condemned list for `garbage` (entries already condemned keep their generation
@@ -266,12 +250,16 @@ fn delete(
         .partition(|c| c.generation <= oldest_seen || now.saturating_sub(c.since_ns) >= grace_ns);
     let sizes: BTreeMap<StoreFile, u64> = go.iter().map(|c| (c.file, c.size)).collect();
     let order = deletion_order(store, &go.iter().map(|c| c.file).collect::<Vec<_>>());
+    if !go.is_empty() {
+        // What any cache learnt before this is no longer vouched for.
+        store.set_generation(lock, store.generation()?.max(list.generation) + 1)?;
+    }
     let mut deleted = HashSet::new();
     for file in order {
-        let path = store.store_file_path(&file);
-        match fs::remove_file(&path) {
+        let key = store_file_key(&file);
+        let path = store.root().join(key.as_str());
+        match store.backend().delete(&key) {
             Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => {
                 // Keep what is left listed (what this file references must outlive it, so
                 // nothing after it is deleted either); the next prune carries on.
@@ -280,19 +268,21 @@ fn delete(
                     .copied()
                     .chain(go.iter().copied().filter(|c| !deleted.contains(&c.file)))
                     .collect();
-                if e.kind() != io::ErrorKind::PermissionDenied {
+                if e.io_kind() != Some(io::ErrorKind::PermissionDenied) {
                     let _ = rewrite(store, lock, list.generation, remaining);
-                    return Err(Error::io(&path, e));
+                    let _ = raise_after(store, lock, &deleted);
+                    return Err(e);
                 }
                 // In use (Windows refuses to delete an open file): not an error.
                 report.notes.push(format!(
                     "{} is in use and was not deleted ({e}); the next prune deletes it and what it references",
-                    path.display()
+                    store.backend().describe(&key)
                 ));
                 for c in &remaining {
                     report.deferred.add(c.size);
                 }
-                return rewrite(store, lock, list.generation, remaining);
+                rewrite(store, lock, list.generation, remaining)?;
+                return raise_after(store, lock, &deleted);
             }
         }
         deleted.insert(file);
@@ -305,7 +295,17 @@ fn delete(
     if !stay.is_empty() {
         report.waiting_for = live.into_iter().filter(|r| r.generation < list.generation).collect();
     }
-    rewrite(store, lock, list.generation, stay)
+    rewrite(store, lock, list.generation, stay)?;
+    raise_after(store, lock, &deleted)
+}
+
+/// Raises the generation once more after files were deleted: a reader that cached one of
+/// them while the prune ran did so at the generation raised before the first deletion.
+fn raise_after(store: &Store, lock: &WriterLock, deleted: &HashSet<StoreFile>) -> Result<()> {
+    if deleted.is_empty() {
+        return Ok(());
+    }
+    store.set_generation(lock, store.generation()? + 1)
 }
 
 /// Writes the list with `entries` left (sorted), or removes it.

@@ -1,62 +1,50 @@
 //! Prune's list of condemned files (`prune/condemned`): loaded by `prune` (to carry over when
 //! each file was condemned) and `verify` (to tell files waiting for deletion from leftovers).
 
-use std::fs;
-use std::io;
 use std::path::PathBuf;
 
-use super::readers::PRUNE_DIR;
+use super::backend::Key;
 use super::{Store, WriterLock};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::format::FormatVersion;
 use crate::format::condemned::{CondemnedList, StoreFile};
 use crate::format::envelope::{self, Kind};
-use crate::os::file as fsio;
 
-/// The list's file name inside [`PRUNE_DIR`].
-const CONDEMNED_FILE: &str = "condemned";
+/// The list's key.
+const CONDEMNED_KEY: &str = "prune/condemned";
 
 impl Store {
-    /// Path of the condemned list.
-    fn condemned_path(&self) -> PathBuf {
-        self.root().join(PRUNE_DIR).join(CONDEMNED_FILE)
-    }
-
-    /// The path of a condemned file.
+    /// The path of a condemned file, relative to the store (for messages).
     pub(crate) fn store_file_path(&self, file: &StoreFile) -> PathBuf {
-        match file {
-            StoreFile::Version(v) => self.version_path(v),
-            StoreFile::Object(o) => self.object_path(o),
-        }
+        PathBuf::from(store_file_key(file).as_str())
     }
 
     /// The condemned list, if there is one.
     pub(crate) fn condemned_list(&self) -> Result<Option<CondemnedList>> {
-        let path = self.condemned_path();
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(&path, e)),
+        let key = Key::new(CONDEMNED_KEY);
+        let Some(bytes) = self.backend().read_current(&key)? else {
+            return Ok(None);
         };
-        let what = format!("condemned list ({})", path.display());
+        let what = format!("condemned list ({})", self.backend().describe(&key));
         CondemnedList::decode(&envelope::open(Kind::Condemned, &bytes, &what)?, &what).map(Some)
     }
 
     /// Replaces the condemned list (atomically), or removes it when `list` has no entries.
     pub(crate) fn write_condemned_list(&self, _lock: &WriterLock, list: &CondemnedList) -> Result<()> {
-        let dir = self.root().join(PRUNE_DIR);
-        fsio::ensure_dir(&dir)?;
-        let path = self.condemned_path();
+        let key = Key::new(CONDEMNED_KEY);
         if list.entries.is_empty() {
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(Error::io(&path, e)),
-            }
-        } else {
-            let sealed = envelope::seal_as(Kind::Condemned, FormatVersion::V2, &list.encode());
-            fsio::write_atomic(&path, &self.tmp_dir(), &sealed)?;
+            self.backend().delete(&key)?;
+            return self.backend().flush_deletes("prune");
         }
-        fsio::sync_dir(&dir)
+        let sealed = envelope::seal_as(Kind::Condemned, FormatVersion::V2, &list.encode());
+        self.backend().replace(&key, &sealed)
+    }
+}
+
+/// The key of a condemned file.
+pub(crate) fn store_file_key(file: &StoreFile) -> Key {
+    match file {
+        StoreFile::Version(v) => Key::version(v),
+        StoreFile::Object(o) => Key::object(o),
     }
 }

@@ -9,11 +9,15 @@ use super::backend::LockHold;
 use crate::error::{IoContext, Result};
 
 impl Store {
-    /// Takes the writer lock, waiting for another writer to finish if `wait`.
+    /// Takes the writer lock, waiting for another writer to finish if `wait`; then catches up
+    /// with a prune that ran since the store was opened, so that nothing cached from before it
+    /// is trusted by the writer.
     pub fn lock_writer(&self, wait: bool) -> Result<WriterLock> {
-        Ok(WriterLock {
+        let lock = WriterLock {
             hold: Arc::from(self.backend().lock(wait)?),
-        })
+        };
+        self.catch_up(self.generation()?)?;
+        Ok(lock)
     }
 
     /// Removes temporary files left by interrupted writers (call with the writer lock held).

@@ -17,7 +17,7 @@
 
 pub(crate) mod backend;
 pub(crate) mod cache;
-mod condemned;
+pub(crate) mod condemned;
 mod credentials;
 mod journal;
 mod location;
@@ -119,6 +119,9 @@ struct Inner {
     registration: Mutex<Option<readers::Registration>>,
     /// The prune generation the caches are known to be at least as new as.
     seen_generation: std::sync::atomic::AtomicU64,
+    /// When a remote store was last asked for its generation by
+    /// [`Store::refresh_after_prune`].
+    generation_polled: Mutex<Option<std::time::Instant>>,
     /// Manifest sizes from the last listing of `snapshots/`.
     listed: Mutex<std::collections::HashMap<SnapshotId, u64>>,
 }
@@ -248,7 +251,7 @@ impl Store {
             (Err(e), _) => return Err(e),
         };
         let root = local_state_dir(at, &options, &config)?;
-        backend.set_spool(root.join("tmp"));
+        backend.set_local_dir(&root);
         let backend = DiskCache::new(Box::new(backend), root.join("files"));
         Store::assemble(Box::new(backend), root, location.clone(), options, config)
     }
@@ -290,7 +293,8 @@ impl Store {
         config: StoreConfig,
     ) -> Result<Store> {
         let n = |v| NonZeroUsize::new(v).unwrap_or(NonZeroUsize::MIN);
-        let seen_generation = readers::read_generation(&root)?;
+        let seen_generation = readers::read_generation(backend.as_ref())?;
+        backend.observe_generation(seen_generation);
         let cache_bytes = options.cache_bytes;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -309,6 +313,7 @@ impl Store {
                 snapshots: ByteLru::new((cache_bytes / 2).max(32 << 20)),
                 registration: Mutex::new(None),
                 seen_generation: std::sync::atomic::AtomicU64::new(seen_generation),
+                generation_polled: Mutex::new(None),
                 listed: Mutex::new(std::collections::HashMap::new()),
             }),
         })
@@ -353,17 +358,6 @@ impl Store {
         matches!(self.inner.location, StoreLocation::S3(_))
     }
 
-    /// [`Error::NotForRemoteStores`] for `what` when the store is remote.
-    pub(crate) fn refuse_if_remote(&self, what: &'static str) -> Result<()> {
-        if self.is_remote() {
-            return Err(Error::NotForRemoteStores {
-                what,
-                store: self.location(),
-            });
-        }
-        Ok(())
-    }
-
     /// Requests and bytes sent to and received from the object store so far (`None` for a
     /// local store).
     pub fn remote_stats(&self) -> Option<RemoteStats> {
@@ -385,16 +379,11 @@ impl Store {
         self.inner.backend.spool_dir().to_path_buf()
     }
 
-    /// Path of an object.
+    /// Path of an object in a store directory.
+    #[cfg(test)]
     pub(crate) fn object_path(&self, id: &ObjectId) -> PathBuf {
         let hex = id.to_hex();
         self.inner.root.join("objects").join(&hex[..2]).join(hex)
-    }
-
-    /// Path of a version record.
-    pub(crate) fn version_path(&self, id: &VersionId) -> PathBuf {
-        let hex = id.to_hex();
-        self.inner.root.join("versions").join(&hex[..2]).join(hex)
     }
 
     /// Path of a snapshot manifest in a store directory.

@@ -7,13 +7,23 @@
 //! does not match is deleted and fetched again, so a damaged or misplaced cache file is never
 //! used. Entries are added only after the remote store acknowledged the file (a file that is
 //! cached exists remotely), and the whole directory may be deleted at any time.
+//!
+//! Entries live in a directory named by the prune generation the store was at when they were
+//! made (`<dir>/<generation>/<key>`): `prune` raises the generation before it deletes or
+//! replaces anything and again after, so an entry is used only while no prune can have removed
+//! or replaced its file since it was made. Until the store's generation is known
+//! ([`Backend::observe_generation`]) nothing is cached; a new one removes the entries of the
+//! others.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::{Access, Backend, Blob, Key, LockHold, PutOutcome, RemoteStats, Staged};
+use parking_lot::RwLock;
+
+use super::{Access, Backend, Blob, Key, LockHold, PutOutcome, ReaderHold, RemoteStats, Staged};
 use crate::error::{Error, Result};
 use crate::os::file as fsio;
+use crate::store::LiveReader;
 
 /// Files up to this size are kept.
 const SMALL: u64 = 4 << 20;
@@ -25,12 +35,19 @@ const CHECK: usize = 32;
 pub(crate) struct DiskCache {
     inner: Box<dyn Backend>,
     dir: PathBuf,
+    /// The directory of the entries of the store's current generation, once known.
+    current: RwLock<Option<PathBuf>>,
 }
 
 impl DiskCache {
-    /// `inner` with its small files cached in `dir` (created when needed).
+    /// `inner` with its small files cached in `dir` (created when needed), once the store's
+    /// generation is observed.
     pub(crate) fn new(inner: Box<dyn Backend>, dir: PathBuf) -> DiskCache {
-        DiskCache { inner, dir }
+        DiskCache {
+            inner,
+            dir,
+            current: RwLock::new(None),
+        }
     }
 
     /// True for the files kept: those written once and never changed in place (manifests,
@@ -41,10 +58,11 @@ impl DiskCache {
             .any(|d| key.as_str().starts_with(d))
     }
 
-    fn entry_path(&self, key: &Key) -> PathBuf {
-        let mut p = self.dir.clone();
+    /// Where the entry of `key` is, while the generation is known.
+    fn entry_path(&self, key: &Key) -> Option<PathBuf> {
+        let mut p = self.current.read().clone()?;
         p.extend(key.as_str().split('/'));
-        p
+        Some(p)
     }
 
     /// The cached bytes of `key`, if a valid entry is there (an invalid one is removed).
@@ -52,7 +70,7 @@ impl DiskCache {
         if !DiskCache::cacheable(key) {
             return None;
         }
-        let path = self.entry_path(key);
+        let path = self.entry_path(key)?;
         let mut bytes = fs::read(&path).ok()?;
         let split = bytes.len().checked_sub(CHECK)?;
         if bytes.get(split..) == Some(&check(key, &bytes[..split])[..]) {
@@ -69,7 +87,7 @@ impl DiskCache {
         if bytes.len() as u64 > SMALL || !DiskCache::cacheable(key) {
             return;
         }
-        let path = self.entry_path(key);
+        let Some(path) = self.entry_path(key) else { return };
         let Some(dir) = path.parent() else { return };
         if fs::create_dir_all(dir).is_err() {
             return;
@@ -90,7 +108,7 @@ impl DiskCache {
         if !DiskCache::cacheable(key) {
             return;
         }
-        let path = self.marker_path(key);
+        let Some(path) = self.marker_path(key) else { return };
         if path.is_file() {
             return;
         }
@@ -101,16 +119,25 @@ impl DiskCache {
         }
     }
 
-    fn marker_path(&self, key: &Key) -> PathBuf {
-        let mut p = self.entry_path(key);
+    fn marker_path(&self, key: &Key) -> Option<PathBuf> {
+        let mut p = self.entry_path(key)?;
         p.as_mut_os_string().push(".present");
-        p
+        Some(p)
     }
 
     /// True when an entry or a valid marker says `key` exists remotely.
     fn known(&self, key: &Key) -> bool {
-        DiskCache::cacheable(key)
-            && (self.entry_path(key).is_file() || fs::read(self.marker_path(key)).is_ok_and(|m| m == check(key, b"")))
+        let (Some(entry), Some(marker)) = (self.entry_path(key), self.marker_path(key)) else {
+            return false;
+        };
+        DiskCache::cacheable(key) && (entry.is_file() || fs::read(marker).is_ok_and(|m| m == check(key, b"")))
+    }
+
+    /// Removes what is cached of `key`.
+    fn forget(&self, key: &Key) {
+        for path in [self.entry_path(key), self.marker_path(key)].into_iter().flatten() {
+            let _ = fs::remove_file(path);
+        }
     }
 
     /// The small files of `files`, read before publication removes them from the spool.
@@ -214,9 +241,54 @@ impl Backend for DiskCache {
     }
 
     fn replace(&self, key: &Key, bytes: &[u8]) -> Result<()> {
-        let _ = fs::remove_file(self.entry_path(key));
-        let _ = fs::remove_file(self.marker_path(key));
+        self.forget(key);
         self.inner.replace(key, bytes)
+    }
+
+    fn read_current(&self, key: &Key) -> Result<Option<Vec<u8>>> {
+        self.inner.read_current(key)
+    }
+
+    fn read_head(&self, key: &Key, len: usize) -> Result<Option<Vec<u8>>> {
+        if let Some(bytes) = self.load(key) {
+            return Ok(Some(bytes[..len.min(bytes.len())].to_vec()));
+        }
+        self.inner.read_head(key, len)
+    }
+
+    fn delete(&self, key: &Key) -> Result<()> {
+        self.forget(key);
+        self.inner.delete(key)
+    }
+
+    fn flush_deletes(&self, dir: &str) -> Result<()> {
+        self.inner.flush_deletes(dir)
+    }
+
+    fn register_reader(&self, generation: u64) -> Result<Box<dyn ReaderHold>> {
+        self.inner.register_reader(generation)
+    }
+
+    fn live_readers(&self, own: Option<&str>) -> Result<Vec<LiveReader>> {
+        self.inner.live_readers(own)
+    }
+
+    fn observe_generation(&self, generation: u64) {
+        let dir = self.dir.join(generation.to_string());
+        if self.current.read().as_ref() == Some(&dir) {
+            return;
+        }
+        *self.current.write() = Some(dir);
+        // Entries of other generations (and of caches laid out before generations) may name
+        // files a prune removed or replaced since.
+        let keep = std::ffi::OsString::from(generation.to_string());
+        for e in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
+            if e.file_name() != keep {
+                let path = e.path();
+                let _ = fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path));
+            }
+        }
+        self.inner.observe_generation(generation);
     }
 
     fn lock(&self, wait: bool) -> Result<Box<dyn LockHold>> {

@@ -10,10 +10,14 @@ use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
-use super::{Access, Backend, Blob, Key, LockHold, PutOutcome, Staged};
+use super::{Access, Backend, Blob, Key, LockHold, PutOutcome, ReaderHold, Staged, local_readers};
 use crate::error::{Error, IoContext, Result};
 use crate::failpoint::{self, Point};
 use crate::os::file::{self as fsio, open_without_readahead, read_exact_at};
+use crate::store::LiveReader;
+
+/// Directory of reader registrations.
+const READERS_DIR: &str = "readers";
 
 /// Files smaller than this are read through their one open file whatever the access (readahead
 /// cannot overshoot much, and a second descriptor per small file would be wasted).
@@ -227,6 +231,31 @@ impl Backend for LocalBackend {
             fsio::ensure_dir(dir)?;
         }
         fsio::write_atomic(&dest, &self.tmp, bytes)
+    }
+
+    fn delete(&self, key: &Key) -> Result<()> {
+        let path = self.path(key);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    fn flush_deletes(&self, dir: &str) -> Result<()> {
+        let path = self.path(&Key::new(dir));
+        if path.is_dir() { fsio::sync_dir(&path) } else { Ok(()) }
+    }
+
+    fn register_reader(&self, generation: u64) -> Result<Box<dyn ReaderHold>> {
+        Ok(Box::new(local_readers::register(
+            &self.root.join(READERS_DIR),
+            generation,
+        )?))
+    }
+
+    fn live_readers(&self, own: Option<&str>) -> Result<Vec<LiveReader>> {
+        local_readers::live(&self.root.join(READERS_DIR), own)
     }
 }
 

@@ -12,13 +12,17 @@
 //!   written once), durably, before the call returns;
 //! - [`Backend::publish_one`], the same for one file with the outcome, which makes the
 //!   manifest's creation the commit point;
-//! - [`Backend::replace`] for the few mutable files (`config`).
+//! - [`Backend::replace`] for the few mutable files (`config`, prune's state);
+//! - [`Backend::delete`] for what `forget` and `prune` remove;
+//! - reader registrations ([`Backend::register_reader`]), which tell `prune` what a running
+//!   reader may still need.
 //!
 //! The local backend is the directory code the store always had: temporary files in `tmp/`,
 //! `fsync`, `renameat2(RENAME_NOREPLACE)`, directory `fsync`.
 
 mod disk_cache;
 mod local;
+mod local_readers;
 mod s3;
 #[cfg(test)]
 mod tests;
@@ -34,6 +38,7 @@ pub use s3::{DEFAULT_CONNECTIONS, RemoteOptions, RemoteStats};
 use crate::error::Result;
 use crate::format::snapshot::SnapshotId;
 use crate::id::{ObjectId, VersionId};
+use crate::store::LiveReader;
 
 /// The name of one store file: a relative path with `/` separators.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -135,6 +140,16 @@ pub(crate) trait LockHold: Send + Sync + fmt::Debug {
     fn check(&self) -> Result<()>;
 }
 
+/// A reader's registration with its store, which keeps what the reader may need from being
+/// deleted by `prune`; removed when dropped.
+pub(crate) trait ReaderHold: Send + Sync + fmt::Debug {
+    /// The registration's name, as [`Backend::live_readers`] reports it.
+    fn name(&self) -> &str;
+
+    /// Records that the reader has caught up with prune generation `generation`.
+    fn set_generation(&self, generation: u64) -> Result<()>;
+}
+
 /// The storage under a store: a directory or a bucket prefix.
 pub(crate) trait Backend: Send + Sync + fmt::Debug {
     /// What to call the whole store in messages: its directory, or its `s3:` URL.
@@ -183,4 +198,44 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     /// Writes `bytes` as store file `key`, replacing what is there, durably and atomically
     /// (readers see the old bytes or the new, never a mix).
     fn replace(&self, key: &Key, bytes: &[u8]) -> Result<()>;
+
+    /// The whole of store file `key` as it is now, for the files that change (prune's state):
+    /// never from a cache the store has not just confirmed. `None` when there is none.
+    fn read_current(&self, key: &Key) -> Result<Option<Vec<u8>>> {
+        self.read(key)
+    }
+
+    /// The first `len` bytes of store file `key` (fewer if it is shorter), or `None` when there
+    /// is none.
+    fn read_head(&self, key: &Key, len: usize) -> Result<Option<Vec<u8>>> {
+        let Some(blob) = self.open(key)? else {
+            return Ok(None);
+        };
+        let mut head = vec![0u8; len.min(usize::try_from(blob.len()).unwrap_or(usize::MAX))];
+        blob.read_exact_at(&mut head, 0, Access::Random, &self.describe(key))?;
+        Ok(Some(head))
+    }
+
+    /// Deletes store file `key`; a missing one is not an error. Not durable by itself: see
+    /// [`flush_deletes`](Backend::flush_deletes).
+    fn delete(&self, key: &Key) -> Result<()>;
+
+    /// Makes the deletions of files directly under `dir` durable (a directory is flushed; an
+    /// object store's deletions already are).
+    fn flush_deletes(&self, _dir: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// Registers this process as a reader that has caught up with prune generation
+    /// `generation`.
+    fn register_reader(&self, generation: u64) -> Result<Box<dyn ReaderHold>>;
+
+    /// The registered readers still running, but for the one named `own`; registrations of
+    /// readers that are gone are removed.
+    fn live_readers(&self, own: Option<&str>) -> Result<Vec<LiveReader>>;
+
+    /// Tells a cache in front of the store that the store is now at prune generation
+    /// `generation`: what it knows of files that a prune may have deleted or replaced since is
+    /// no longer taken on trust.
+    fn observe_generation(&self, _generation: u64) {}
 }

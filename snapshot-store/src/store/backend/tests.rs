@@ -56,7 +56,8 @@ fn s3_backend(dir: &Path, options: RemoteOptions) -> Option<S3Backend> {
         source: "test".into(),
     };
     std::fs::create_dir_all(dir.join("tmp")).unwrap();
-    let b = S3Backend::new(&at, &credentials, &options, dir.join("tmp")).unwrap();
+    let mut b = S3Backend::new(&at, &credentials, &options, dir.join("tmp")).unwrap();
+    b.set_local_dir(dir);
     b.prepare_empty(true).unwrap();
     Some(b)
 }
@@ -127,6 +128,75 @@ fn missing_files_are_none_not_errors() {
         assert!(!b.exists(&key).unwrap());
         assert!(b.list("nothing-here").unwrap().is_empty());
     }
+}
+
+#[test]
+fn deleted_files_are_gone_and_deleting_twice_is_no_error() {
+    for (b, _dir) in backends(RemoteOptions::default()) {
+        let key = Key::new("objects/ab/abcd");
+        b.create(&key, b"content").unwrap();
+        assert_eq!(b.read_head(&key, 4).unwrap().as_deref(), Some(&b"cont"[..]));
+        assert_eq!(b.read_head(&key, 100).unwrap().as_deref(), Some(&b"content"[..]));
+        b.delete(&key).unwrap();
+        b.delete(&key).unwrap();
+        b.flush_deletes("objects/ab").unwrap();
+        assert!(!b.exists(&key).unwrap(), "{}", b.location());
+        assert_eq!(b.read_head(&key, 4).unwrap(), None);
+        assert!(b.list("objects").unwrap().is_empty());
+        // A changing file read as it is now, never as it was.
+        let state = Key::new("prune/generation");
+        assert_eq!(b.read_current(&state).unwrap(), None);
+        b.replace(&state, b"1\n").unwrap();
+        assert_eq!(b.read_current(&state).unwrap().as_deref(), Some(&b"1\n"[..]));
+        b.replace(&state, b"2\n").unwrap();
+        assert_eq!(b.read_current(&state).unwrap().as_deref(), Some(&b"2\n"[..]));
+    }
+}
+
+#[test]
+fn reader_registrations_show_their_generation_until_dropped() {
+    for (b, _dir) in backends(RemoteOptions::default()) {
+        let reg = b.register_reader(3).unwrap();
+        let other = b.register_reader(5).unwrap();
+        let live = b.live_readers(Some(reg.name())).unwrap();
+        assert_eq!(live.len(), 1, "{}: {live:?}", b.location());
+        assert_eq!((live[0].name.as_str(), live[0].generation), (other.name(), 5));
+        other.set_generation(7).unwrap();
+        let mut all = b.live_readers(None).unwrap();
+        all.sort_by_key(|r| r.generation);
+        assert_eq!(all.iter().map(|r| r.generation).collect::<Vec<_>>(), [3, 7]);
+        drop(other);
+        drop(reg);
+        assert!(b.live_readers(None).unwrap().is_empty(), "{}", b.location());
+    }
+}
+
+#[test]
+fn remote_registrations_left_unrefreshed_or_by_a_gone_process_are_removed() {
+    let dir = tempfile::Builder::new().prefix("bfs-unit").tempdir().unwrap();
+    let options = RemoteOptions {
+        lock_ttl: Duration::from_secs(1),
+        ..RemoteOptions::default()
+    };
+    let Some(b) = s3_backend(dir.path(), options) else {
+        return;
+    };
+    let machine = crate::os::process::machine_id();
+    let plant = |name: &str, host: &str, pid: u32| {
+        let body = format!("backup-fs reader\ngeneration: 1\nhost: {host}\npid: {pid}\nmachine: {machine}\nttl: 1\n");
+        b.replace(&Key::new(format!("readers/{name}")), body.as_bytes())
+            .unwrap();
+    };
+    plant("elsewhere", "elsewhere", 1);
+    plant("gone-here", &crate::os::meta::hostname(), i32::MAX as u32);
+    let live = b.live_readers(None).unwrap();
+    assert_eq!(live.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), ["elsewhere"]);
+    assert!(!b.exists(&Key::new("readers/gone-here")).unwrap());
+    // Refreshed four times per time to live: a live reader stays live.
+    let reg = b.register_reader(2).unwrap();
+    std::thread::sleep(Duration::from_millis(2600));
+    let live = b.live_readers(None).unwrap();
+    assert_eq!(live.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(), [reg.name()]);
 }
 
 #[test]

@@ -246,14 +246,7 @@ pub(crate) fn acquire(backend: &S3Backend, wait: bool) -> Result<RemoteLock> {
         }
         let stale = match &holder {
             None => true, // not a lock object this build wrote: nobody refreshes it
-            Some(h) => {
-                age > Duration::from_secs(h.ttl_secs)
-                    || (h.host == me.host
-                        && !me.machine.is_empty()
-                        && h.machine == me.machine
-                        && h.pid != me.pid
-                        && !crate::os::process::alive(h.pid))
-            }
+            Some(h) => age > Duration::from_secs(h.ttl_secs) || gone_here(&h.host, &h.machine, h.pid),
         };
         if stale {
             if let Some(new) = put_conditional(backend, &key, &body, ("if-match", etag))? {
@@ -323,12 +316,28 @@ fn current(backend: &S3Backend, key: &Key) -> Result<Option<(Option<Holder>, Str
     }
     let holder = Holder::decode(&String::from_utf8_lossy(&reply.body));
     let etag = reply.header("etag").unwrap_or_default().to_string();
+    Ok(Some((holder, etag, age_of(&reply))))
+}
+
+/// How long ago the object of `reply` was last written, by the server's clock (its `Date`
+/// against the object's `Last-Modified`; zero when either is missing).
+pub(super) fn age_of(reply: &Reply) -> Duration {
     let date = |name: &str| reply.header(name).and_then(http_date);
-    let age = match (date("date"), date("last-modified")) {
+    match (date("date"), date("last-modified")) {
         (Some(now), Some(then)) => Duration::from_secs(now.saturating_sub(then) as u64),
         _ => Duration::ZERO,
-    };
-    Ok(Some((holder, etag, age)))
+    }
+}
+
+/// True when `host`, `machine` and `pid` name a process of this host (same boot and pid
+/// namespace) other than this one that is gone.
+pub(super) fn gone_here(host: &str, machine: &str, pid: u32) -> bool {
+    let me = crate::os::process::machine_id();
+    host == crate::os::meta::hostname()
+        && !me.is_empty()
+        && machine == me
+        && pid != std::process::id()
+        && !crate::os::process::alive(pid)
 }
 
 /// Seconds since the epoch of an HTTP date (`Tue, 01 Dec 2026 16:10:16 GMT`).

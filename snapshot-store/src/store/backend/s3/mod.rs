@@ -9,6 +9,7 @@
 mod blob;
 mod client;
 mod lock;
+mod readers;
 mod upload;
 
 use std::path::{Path, PathBuf};
@@ -24,8 +25,9 @@ use client::{Body, Client, ClientOptions, Reply, Request, Verb};
 #[cfg(test)]
 pub(super) use upload::MULTIPART_MIN;
 
-use super::{Backend, Blob, Key, LockHold, PutOutcome, Staged};
+use super::{Backend, Blob, Key, LockHold, PutOutcome, ReaderHold, Staged};
 use crate::error::{Error, RemoteFailure, Result};
+use crate::store::LiveReader;
 use crate::store::credentials::S3Credentials;
 use crate::store::location::S3Location;
 
@@ -73,6 +75,9 @@ pub(crate) struct S3Backend {
     /// `PREFIX/`, or empty for a whole bucket.
     prefix: String,
     spool: PathBuf,
+    /// Where copies of changing files are kept with their ETags (see
+    /// [`read_validated`](S3Backend::read_validated)), once known.
+    kept: Option<PathBuf>,
     options: RemoteOptions,
 }
 
@@ -124,13 +129,16 @@ impl S3Backend {
             location: location.clone(),
             prefix,
             spool,
+            kept: None,
             options: options.clone(),
         })
     }
 
-    /// Points the spool at `dir` (known once the store's id is read).
-    pub(crate) fn set_spool(&mut self, dir: PathBuf) {
-        self.spool = dir;
+    /// Puts the spool (`tmp/`) and the copies of changing files (`kept/`) in `dir`, the
+    /// store's local state directory (known once the store's id is read).
+    pub(crate) fn set_local_dir(&mut self, dir: &Path) {
+        self.spool = dir.join("tmp");
+        self.kept = Some(dir.join("kept"));
     }
 
     /// The request counters so far.
@@ -446,5 +454,45 @@ impl Backend for S3Backend {
     fn replace(&self, key: &Key, bytes: &[u8]) -> Result<()> {
         self.put(key, Body::Bytes(bytes), &[], &[200, 201])?;
         Ok(())
+    }
+
+    fn read_current(&self, key: &Key) -> Result<Option<Vec<u8>>> {
+        match &self.kept {
+            Some(dir) => self.read_validated(key, &dir.join(key.as_str().replace('/', "%"))),
+            None => self.read(key),
+        }
+    }
+
+    fn read_head(&self, key: &Key, len: usize) -> Result<Option<Vec<u8>>> {
+        if len == 0 {
+            return Ok(self.exists(key)?.then(Vec::new));
+        }
+        let range = [("range", format!("bytes=0-{}", len - 1))];
+        let reply = self.get(key, &range, &[200, 206, 416])?;
+        Ok(match reply.status {
+            404 => None,
+            416 => Some(Vec::new()), // an empty file
+            _ => Some(reply.body.into_iter().take(len).collect()),
+        })
+    }
+
+    fn delete(&self, key: &Key) -> Result<()> {
+        let object = self.object_key(key);
+        let reply = self.client.send(&|| self.what("DELETE", key), &[200, 204, 404], &|| {
+            self.client
+                .object(rusty_s3::Method::Delete, &object, &[], &[], Body::Empty)
+        })?;
+        if reply.status == 404 && client::error_code(&reply.body).as_deref() == Some("NoSuchBucket") {
+            return Err(self.missing_bucket(""));
+        }
+        Ok(())
+    }
+
+    fn register_reader(&self, generation: u64) -> Result<Box<dyn ReaderHold>> {
+        Ok(Box::new(readers::register(self, generation)?))
+    }
+
+    fn live_readers(&self, own: Option<&str>) -> Result<Vec<LiveReader>> {
+        readers::live(self, own)
     }
 }

@@ -66,6 +66,11 @@ pub struct RemoteArgs {
         hide = true
     )]
     pub lock_ttl: u64,
+    /// Disk space the frame cache of a remote store may take in the cache directory (frames
+    /// read once are not fetched again; the least recently used objects go first); 0 keeps no
+    /// frames on disk.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_size, default_value = "4GiB", env = "BACKUP_FS_DISK_CACHE_SIZE")]
+    pub disk_cache_size: u64,
 }
 
 /// Bucket addressing of an S3 store.

@@ -146,6 +146,7 @@ fn store_options(remote: &RemoteArgs, cache_dir: Option<PathBuf>) -> StoreOption
             unsafe_no_conditional_writes: remote.unsafe_no_conditional_writes,
             ..RemoteOptions::default()
         },
+        frame_cache_bytes: remote.disk_cache_size,
         ..StoreOptions::default()
     }
 }

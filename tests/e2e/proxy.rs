@@ -32,6 +32,8 @@ pub struct ProxyCounts {
     pub parts_ok: AtomicU64,
     /// Replies dropped.
     pub dropped: AtomicU64,
+    /// GETs of objects under `objects/` answered 2xx.
+    pub object_gets_ok: AtomicU64,
 }
 
 /// A running proxy; stops when dropped.
@@ -141,6 +143,9 @@ fn serve(
         if request_line.contains("partNumber=") {
             counts.parts_ok.fetch_add(1, Ordering::Relaxed);
         }
+    }
+    if request_line.starts_with("GET ") && request_line.contains("/objects/") && ok {
+        counts.object_gets_ok.fetch_add(1, Ordering::Relaxed);
     }
     if let Some(text) = &opts.drop_put_reply
         && request_line.starts_with("PUT ")

@@ -297,6 +297,41 @@ fn behind_proxy(options: ProxyOptions) -> (Proxy, Env) {
 }
 
 #[test]
+fn frames_read_once_are_read_from_the_disk_cache_and_damaged_ones_fetched_again() {
+    if !have(&[Need::S3]) {
+        return;
+    }
+    let (proxy, env) = behind_proxy(ProxyOptions::default());
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    let big = pseudo(3 << 20, 5);
+    fs::write(src.join("big"), &big).unwrap();
+    env.write(&src, &[]);
+    let gets = || proxy.counts.object_gets_ok.load(Ordering::Relaxed);
+    let cat = |extra: &[&str]| {
+        let before = gets();
+        let mut args = vec!["cat", "latest", "big"];
+        args.extend_from_slice(extra);
+        let out = run_with_timeout(env.cmd(&args), &args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.stdout == big, "cat {extra:?} gave other bytes");
+        gets() - before
+    };
+    assert!(cat(&[]) > 0, "the first read fetches the object");
+    assert_eq!(cat(&[]), 0, "a second process reads every frame from the disk cache");
+    assert!(cat(&["--disk-cache-size", "0"]) > 0, "no frame cache: fetched again");
+    // A damaged frame in the cache is never believed: it is fetched again.
+    let mirrors: Vec<_> = files_under(&env.path("cache"))
+        .into_iter()
+        .filter(|p| p.components().any(|c| c.as_os_str() == "frames"))
+        .collect();
+    assert_eq!(mirrors.len(), 1, "{mirrors:?}");
+    flip_byte(&mirrors[0], 1 << 20);
+    assert!(cat(&[]) > 0, "the damaged frame is fetched again");
+    assert_eq!(cat(&[]), 0, "and kept again");
+}
+
+#[test]
 fn a_lost_reply_to_the_manifest_put_makes_no_second_snapshot() {
     if !have(&[Need::S3]) {
         return;

@@ -57,7 +57,7 @@ use crate::os::file as fsio;
 use crate::store::backend::{Access, Backend, Blob, DiskCache, Key, LocalBackend, S3Backend};
 pub use crate::store::backend::{DEFAULT_CONNECTIONS, RemoteOptions, RemoteStats};
 use crate::store::cache::ByteLru;
-use crate::store::object::DataObject;
+use crate::store::object::{DataObject, FrameCache};
 
 pub use credentials::{CredentialsError, S3Credentials, find_credentials};
 pub use location::{LocationError, S3Location, StoreLocation};
@@ -71,6 +71,8 @@ const XATTRS_MARKER: &str = "xattrs";
 pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
 /// Open data objects kept.
 const OPEN_OBJECTS: usize = 512;
+/// Default bytes of a remote store's on-disk frame cache.
+pub const DEFAULT_FRAME_CACHE_BYTES: u64 = 4 << 30;
 
 /// Tuning for an opened store.
 #[derive(Debug, Clone)]
@@ -84,6 +86,9 @@ pub struct StoreOptions {
     pub cache_dir: Option<PathBuf>,
     /// How to talk to an object store.
     pub remote: RemoteOptions,
+    /// Bytes a remote store's on-disk frame cache (in its local state directory) may occupy;
+    /// 0 keeps no frames on disk.
+    pub frame_cache_bytes: u64,
 }
 
 impl Default for StoreOptions {
@@ -92,6 +97,7 @@ impl Default for StoreOptions {
             cache_bytes: DEFAULT_CACHE_BYTES,
             cache_dir: None,
             remote: RemoteOptions::default(),
+            frame_cache_bytes: DEFAULT_FRAME_CACHE_BYTES,
         }
     }
 }
@@ -107,6 +113,8 @@ struct Inner {
     options: StoreOptions,
     config: StoreConfig,
     frames: ByteLru<(ObjectId, u32), Vec<u8>>,
+    /// The on-disk frame cache under `frames` (remote stores only).
+    frame_cache: Option<Arc<FrameCache>>,
     objects: Mutex<LruCache<ObjectId, Arc<DataObject>>>,
     versions: ByteLru<VersionId, FileVersion>,
     maps: ByteLru<VersionId, ExtentMap>,
@@ -210,7 +218,7 @@ impl Store {
             }
         }
         let location = StoreLocation::Local(root.to_path_buf());
-        Store::assemble(Box::new(backend), root.to_path_buf(), location, options, config)
+        Store::assemble(Box::new(backend), root.to_path_buf(), location, options, config, None)
     }
 
     /// Opens the store at `location`: a directory, or a bucket prefix (credentials from the
@@ -253,7 +261,9 @@ impl Store {
         let root = local_state_dir(at, &options, &config)?;
         backend.set_local_dir(&root);
         let backend = DiskCache::new(Box::new(backend), root.join("files"));
-        Store::assemble(Box::new(backend), root, location.clone(), options, config)
+        let frames = (options.frame_cache_bytes > 0)
+            .then(|| Arc::new(FrameCache::new(root.join("frames"), options.frame_cache_bytes)));
+        Store::assemble(Box::new(backend), root, location.clone(), options, config, frames)
     }
 
     /// Creates a store at `location` (a missing or empty directory; an empty bucket prefix, in
@@ -291,6 +301,7 @@ impl Store {
         location: StoreLocation,
         options: StoreOptions,
         config: StoreConfig,
+        frame_cache: Option<Arc<FrameCache>>,
     ) -> Result<Store> {
         let n = |v| NonZeroUsize::new(v).unwrap_or(NonZeroUsize::MIN);
         let seen_generation = readers::read_generation(backend.as_ref())?;
@@ -304,6 +315,7 @@ impl Store {
                 options,
                 config,
                 frames: ByteLru::new(cache_bytes),
+                frame_cache,
                 objects: Mutex::new(LruCache::new(n(OPEN_OBJECTS))),
                 versions: ByteLru::new((cache_bytes / 8).max(8 << 20)),
                 maps: ByteLru::new((cache_bytes / 2).max(16 << 20)),

@@ -170,10 +170,11 @@ fn check_object_name(store: &Store, id: &ObjectId, kind: Kind) -> Result<()> {
     Ok(())
 }
 
-/// Opens a data object (checking its index); with `read_data`, reads every frame and checks the
-/// stream's blake3 against the id. Returns bytes read.
+/// Opens a data object in the store (checking its index; never a local copy of a remote one);
+/// with `read_data`, reads every frame and checks the stream's blake3 against the id. Returns
+/// bytes read.
 fn check_data_object(store: &Store, id: &ObjectId, read_data: bool) -> Result<u64> {
-    let obj = store.data_object(id)?;
+    let obj = store.data_object_in_store(id)?;
     if !read_data {
         return Ok(0);
     }

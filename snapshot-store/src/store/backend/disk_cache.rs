@@ -1,7 +1,8 @@
 //! Local copies of a remote store's small files (manifests, version records, signatures,
-//! extent maps, hash trees, small data objects), so that what was read or written once is not
-//! fetched again: a daily write finds yesterday's manifest, records and signatures here. Larger
-//! files get an empty marker (`<name>.present`), so that their existence is not asked again.
+//! extent maps, hash trees), so that what was read or written once is not fetched again: a
+//! daily write finds yesterday's manifest, records and signatures here. Larger files and data
+//! objects (whose frames the frame cache keeps) get a marker (`<name>.present`), so that their
+//! existence is not asked again.
 //!
 //! Every entry is the file's bytes followed by the blake3 of its key and bytes; an entry that
 //! does not match is deleted and fetched again, so a damaged or misplaced cache file is never
@@ -22,6 +23,7 @@ use parking_lot::RwLock;
 
 use super::{Access, Backend, Blob, Key, LockHold, PutOutcome, ReaderHold, RemoteStats, Staged};
 use crate::error::{Error, Result};
+use crate::format::magic;
 use crate::os::file as fsio;
 use crate::store::LiveReader;
 
@@ -82,8 +84,12 @@ impl DiskCache {
     }
 
     /// Keeps `bytes` as the entry of `key` (best effort: a cache that cannot be written is
-    /// only slower).
+    /// only slower). Data objects are only marked: their frames have a cache of their own,
+    /// bounded in size.
     fn store(&self, key: &Key, bytes: &[u8]) {
+        if bytes.starts_with(magic::DATA) {
+            return self.mark(key);
+        }
         if bytes.len() as u64 > SMALL || !DiskCache::cacheable(key) {
             return;
         }

@@ -1,11 +1,14 @@
 //! Opens a data object and reads verified frames from it (the layout is `format::object`).
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
+use std::sync::Arc;
+
+use super::mirror::{FrameCache, Mirror};
 use crate::error::{Error, Result};
-use crate::format::object::{self as layout, Frame, HEADER_LEN, TRAILER_LEN};
+use crate::format::object::{self as layout, Frame, HEADER_LEN, Index, TRAILER_LEN};
 use crate::id::ObjectId;
 pub use crate::store::backend::Access;
-use crate::store::backend::{Backend, Blob, Key};
+use crate::store::backend::{Blob, Key};
 
 /// An open data object: its file and frame index.
 #[derive(Debug)]
@@ -18,42 +21,54 @@ pub struct DataObject {
     logical_len: u64,
     stored_len: u64,
     frames: Vec<Frame>,
+    /// Its local copy in the frame cache of a remote store.
+    mirror: Option<Mirror>,
+}
+
+/// The parts of an object read at open: header, index and trailer bytes, and the index.
+struct Parts {
+    head: [u8; HEADER_LEN as usize],
+    index: Vec<u8>,
+    trailer: [u8; TRAILER_LEN as usize],
+    checked: Index,
 }
 
 impl DataObject {
-    /// Opens object `id` (`None` when the store has no such file), reading and checking its
-    /// header and index.
-    pub fn open(id: ObjectId, backend: &dyn Backend) -> Result<Option<Self>> {
-        let key = Key::object(&id);
-        let Some(blob) = backend.open(&key)? else {
-            return Ok(None);
-        };
-        let what = format!("data object {} ({})", id.short(), backend.describe(&key));
-        Self::from_blob(id, blob, what).map(Some)
-    }
-
     /// Reads and checks the header and index of object `id` in `blob`.
     pub(crate) fn from_blob(id: ObjectId, blob: Box<dyn Blob>, what: String) -> Result<Self> {
-        let stored_len = blob.len();
-        let mut head = [0u8; HEADER_LEN as usize];
-        let mut trailer = [0u8; TRAILER_LEN as usize];
-        if stored_len >= HEADER_LEN + TRAILER_LEN {
-            blob.read_exact_at(&mut head, 0, Access::Random, &what)?;
-            blob.read_exact_at(&mut trailer, stored_len - TRAILER_LEN, Access::Random, &what)?;
-        }
-        let bounds = layout::read_bounds(&head, &trailer, stored_len, &what)?;
-        let mut index = vec![0u8; bounds.index_len as usize];
-        blob.read_exact_at(&mut index, bounds.index_offset, Access::Random, &what)?;
-        let index = layout::read_index(&bounds, &head, &index, &trailer, &what)?;
-        Ok(DataObject {
+        let parts = read_parts(blob.as_ref(), &what)?;
+        Ok(Self::assemble(id, blob, what, parts.checked, None))
+    }
+
+    /// [`from_blob`](Self::from_blob), starting the object's mirror in `cache`.
+    pub(crate) fn from_blob_mirrored(
+        id: ObjectId,
+        blob: Box<dyn Blob>,
+        what: String,
+        cache: &Arc<FrameCache>,
+    ) -> Result<Self> {
+        let parts = read_parts(blob.as_ref(), &what)?;
+        let mirror = cache.create(&Key::object(&id), blob.len(), &parts.head, &parts.index, &parts.trailer);
+        Ok(Self::assemble(id, blob, what, parts.checked, mirror))
+    }
+
+    /// Object `id` from its mirror (its index, checked) and `blob`, the object in the store, read
+    /// only for the frames the mirror lacks.
+    pub(crate) fn from_mirror(id: ObjectId, blob: Box<dyn Blob>, what: String, mirror: Mirror, index: Index) -> Self {
+        Self::assemble(id, blob, what, index, Some(mirror))
+    }
+
+    fn assemble(id: ObjectId, blob: Box<dyn Blob>, what: String, index: Index, mirror: Option<Mirror>) -> Self {
+        DataObject {
             id,
             what,
+            stored_len: blob.len(),
             blob,
             frame_size: index.frame_size,
             logical_len: index.logical_len,
-            stored_len,
             frames: index.frames,
-        })
+            mirror,
+        }
     }
 
     /// The object's id.
@@ -109,9 +124,17 @@ impl DataObject {
             let mut stored = cell.borrow_mut();
             stored.clear();
             stored.resize(f.stored_len as usize, 0);
+            if let Some(m) = &self.mirror
+                && m.load(&f, i, &mut stored, &self.what)
+            {
+                return decode(&f, &stored);
+            }
             self.blob
                 .read_exact_at(&mut stored, f.stored_offset, access, &self.what)?;
             layout::check_stored(&f, i, &stored, &self.what)?;
+            if let Some(m) = &self.mirror {
+                m.keep(&f, &stored);
+            }
             decode(&f, &stored)
         })
     }
@@ -124,6 +147,27 @@ impl DataObject {
     }
 }
 
+/// Reads and checks the header, trailer and index of the object in `blob`.
+fn read_parts(blob: &dyn Blob, what: &str) -> Result<Parts> {
+    let stored_len = blob.len();
+    let mut head = [0u8; HEADER_LEN as usize];
+    let mut trailer = [0u8; TRAILER_LEN as usize];
+    if stored_len >= HEADER_LEN + TRAILER_LEN {
+        blob.read_exact_at(&mut head, 0, Access::Random, what)?;
+        blob.read_exact_at(&mut trailer, stored_len - TRAILER_LEN, Access::Random, what)?;
+    }
+    let bounds = layout::read_bounds(&head, &trailer, stored_len, what)?;
+    let mut index = vec![0u8; bounds.index_len as usize];
+    blob.read_exact_at(&mut index, bounds.index_offset, Access::Random, what)?;
+    let checked = layout::read_index(&bounds, &head, &index, &trailer, what)?;
+    Ok(Parts {
+        head,
+        index,
+        trailer,
+        checked,
+    })
+}
+
 thread_local! {
     /// Stored bytes of the frame being read, reused.
     static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -132,6 +176,7 @@ thread_local! {
 #[cfg(test)]
 mod tests {
     use super::super::DataObjectWriter;
+    use crate::store::backend::Backend;
     use std::path::{Path, PathBuf};
 
     use super::*;

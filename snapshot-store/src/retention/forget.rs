@@ -91,8 +91,10 @@ pub fn forget(store: &Store, opts: &ForgetOptions, tz: &TimeZone) -> Result<Forg
             .map(|(id, _)| id.clone()),
     );
     removed.sort();
-    if !opts.dry_run {
+    if !opts.dry_run && !removed.is_empty() {
+        store.begin_changes(&lock)?;
         delete_manifests(store, &removed)?;
+        store.end_changes(&lock)?;
     }
     drop(lock);
     Ok(ForgetReport {

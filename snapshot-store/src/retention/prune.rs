@@ -8,9 +8,8 @@
 //! after the file became unreachable), or once it has waited the grace period; prune waits a
 //! moment for readers to catch up and otherwise leaves the rest for the next prune. Files are
 //! deleted referrers first (see `order`), and each prune recomputes what is reachable, so a
-//! condemned file that a write reused in the meantime is kept. The generation is also raised
-//! before the first deletion and after the last, so that a cache in front of a remote store
-//! (which keeps what it learnt per generation) never vouches for a file deleted since.
+//! condemned file that a write reused in the meantime is kept. The cache epoch is odd while
+//! files are deleted or replaced (see `store::epoch`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
@@ -32,6 +31,9 @@ use crate::store::{LiveReader, Store, WriterLock};
 /// How long prune waits for registered readers to catch up before it leaves their files for
 /// the next prune.
 pub const DEFAULT_READER_WAIT: Duration = Duration::from_secs(2);
+/// The least prune waits for the readers of a remote store (they poll every 5 s, then rewrite
+/// their registration).
+const REMOTE_READER_WAIT: Duration = Duration::from_secs(7);
 
 /// How prune runs.
 #[derive(Debug, Clone)]
@@ -144,6 +146,7 @@ pub(crate) fn prune_locked(store: &Store, lock: &WriterLock, opts: &PruneOptions
     }
     let list = condemn(store, lock, &garbage)?;
     delete(store, lock, list, opts, &mut report)?;
+    store.end_changes(lock)?;
     Ok(report)
 }
 
@@ -234,13 +237,20 @@ fn delete(
         .unwrap_or(i64::MAX)
         .saturating_mul(1_000_000_000);
     let started = Instant::now();
+    // Readers of a remote store look for a new generation only every few seconds, and each
+    // look at their registrations costs requests.
+    let (wait, poll) = if store.is_remote() {
+        (opts.reader_wait.max(REMOTE_READER_WAIT), Duration::from_secs(1))
+    } else {
+        (opts.reader_wait, Duration::from_millis(50))
+    };
     let live = loop {
         let live = store.live_readers(lock)?;
         let behind = live.iter().any(|r| r.generation < list.generation);
-        if !behind || list.entries.is_empty() || started.elapsed() >= opts.reader_wait {
+        if !behind || list.entries.is_empty() || started.elapsed() >= wait {
             break live;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(poll);
     };
     let oldest_seen = live.iter().map(|r| r.generation).min().unwrap_or(u64::MAX);
     let now = crate::format::time::now_ns();
@@ -251,8 +261,7 @@ fn delete(
     let sizes: BTreeMap<StoreFile, u64> = go.iter().map(|c| (c.file, c.size)).collect();
     let order = deletion_order(store, &go.iter().map(|c| c.file).collect::<Vec<_>>());
     if !go.is_empty() {
-        // What any cache learnt before this is no longer vouched for.
-        store.set_generation(lock, store.generation()?.max(list.generation) + 1)?;
+        store.begin_changes(lock)?;
     }
     let mut deleted = HashSet::new();
     for file in order {
@@ -270,7 +279,6 @@ fn delete(
                     .collect();
                 if e.io_kind() != Some(io::ErrorKind::PermissionDenied) {
                     let _ = rewrite(store, lock, list.generation, remaining);
-                    let _ = raise_after(store, lock, &deleted);
                     return Err(e);
                 }
                 // In use (Windows refuses to delete an open file): not an error.
@@ -281,8 +289,7 @@ fn delete(
                 for c in &remaining {
                     report.deferred.add(c.size);
                 }
-                rewrite(store, lock, list.generation, remaining)?;
-                return raise_after(store, lock, &deleted);
+                return rewrite(store, lock, list.generation, remaining);
             }
         }
         deleted.insert(file);
@@ -295,17 +302,7 @@ fn delete(
     if !stay.is_empty() {
         report.waiting_for = live.into_iter().filter(|r| r.generation < list.generation).collect();
     }
-    rewrite(store, lock, list.generation, stay)?;
-    raise_after(store, lock, &deleted)
-}
-
-/// Raises the generation once more after files were deleted: a reader that cached one of
-/// them while the prune ran did so at the generation raised before the first deletion.
-fn raise_after(store: &Store, lock: &WriterLock, deleted: &HashSet<StoreFile>) -> Result<()> {
-    if deleted.is_empty() {
-        return Ok(());
-    }
-    store.set_generation(lock, store.generation()? + 1)
+    rewrite(store, lock, list.generation, stay)
 }
 
 /// Writes the list with `entries` left (sorted), or removes it.

@@ -39,6 +39,7 @@ impl Store {
     pub(crate) fn replace_versions(&self, lock: &WriterLock, records: &[FileVersion]) -> Result<()> {
         self.finish_replacements(lock)?;
         self.discard_journal()?;
+        self.begin_changes(lock)?;
         for v in records {
             let version = if v.kind == VersionKind::Merged {
                 FormatVersion::V2

@@ -9,19 +9,21 @@ use super::backend::LockHold;
 use crate::error::{IoContext, Result};
 
 impl Store {
-    /// Takes the writer lock, waiting for another writer to finish if `wait`; then catches up
-    /// with a prune that ran since the store was opened, so that nothing cached from before it
-    /// is trusted by the writer.
+    /// Takes the writer lock, waiting for another writer to finish if `wait`; then settles the
+    /// cache epoch (see `epoch`), so that nothing cached before a `forget` or `prune` that ran
+    /// since the store was opened is trusted by the writer.
     pub fn lock_writer(&self, wait: bool) -> Result<WriterLock> {
         let lock = WriterLock {
             hold: Arc::from(self.backend().lock(wait)?),
         };
-        self.catch_up(self.generation()?)?;
+        self.settle_epoch(&lock)?;
         Ok(lock)
     }
 
-    /// Removes temporary files left by interrupted writers (call with the writer lock held).
+    /// Removes temporary files left by interrupted writers, and has the backend abandon what
+    /// they left in the store long ago (call with the writer lock held).
     pub(crate) fn clean_tmp(&self, _lock: &WriterLock) -> Result<u64> {
+        self.backend().tidy();
         let dir = self.tmp_dir();
         let mut n = 0;
         for e in fs::read_dir(&dir).at(&dir)? {

@@ -19,6 +19,7 @@ pub(crate) mod backend;
 pub(crate) mod cache;
 pub(crate) mod condemned;
 mod credentials;
+mod epoch;
 mod journal;
 mod location;
 mod lock;
@@ -130,6 +131,8 @@ struct Inner {
     /// When a remote store was last asked for its generation by
     /// [`Store::refresh_after_prune`].
     generation_polled: Mutex<Option<std::time::Instant>>,
+    /// The cache epoch what this process caches was learnt at.
+    seen_epoch: std::sync::atomic::AtomicU64,
     /// Manifest sizes from the last listing of `snapshots/`.
     listed: Mutex<std::collections::HashMap<SnapshotId, u64>>,
 }
@@ -305,7 +308,8 @@ impl Store {
     ) -> Result<Store> {
         let n = |v| NonZeroUsize::new(v).unwrap_or(NonZeroUsize::MIN);
         let seen_generation = readers::read_generation(backend.as_ref())?;
-        backend.observe_generation(seen_generation);
+        let seen_epoch = epoch::read_epoch(backend.as_ref())?;
+        backend.observe_epoch(seen_epoch);
         let cache_bytes = options.cache_bytes;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -326,6 +330,7 @@ impl Store {
                 registration: Mutex::new(None),
                 seen_generation: std::sync::atomic::AtomicU64::new(seen_generation),
                 generation_polled: Mutex::new(None),
+                seen_epoch: std::sync::atomic::AtomicU64::new(seen_epoch),
                 listed: Mutex::new(std::collections::HashMap::new()),
             }),
         })

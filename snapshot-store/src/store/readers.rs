@@ -2,7 +2,7 @@
 //! use a file it condemned.
 //!
 //! `prune/generation` holds a number that `prune` raises each time it condemns files (after
-//! making them unreachable), and before and after it deletes or replaces any. A reader
+//! making them unreachable). A reader
 //! registers with the store's backend (a locked file `readers/<pid>-<nonce>` in a directory, a
 //! refreshed object `readers/<host>-<pid>-<nonce>` in a bucket) with the generation it read
 //! *before* reading anything else; a reader that drops its caches and re-reads the generation (a
@@ -45,8 +45,6 @@ impl Store {
     /// Raises the prune generation to `generation` (writer lock held).
     pub(crate) fn set_generation(&self, _lock: &super::WriterLock, generation: u64) -> Result<()> {
         (self.backend()).replace(&Key::new(GENERATION_KEY), format!("{generation}\n").as_bytes())?;
-        self.backend().observe_generation(generation);
-        self.inner.seen_generation.store(generation, Ordering::Release);
         Ok(())
     }
 
@@ -97,7 +95,8 @@ impl Store {
             return Ok(false);
         }
         self.drop_record_caches();
-        self.backend().observe_generation(now);
+        // Whatever a prune deleted or replaced since, the disk cache lets go of too.
+        self.observe_epoch(self.epoch()?);
         if let Some(reg) = slot.as_ref() {
             reg.set_generation(now)?;
         }

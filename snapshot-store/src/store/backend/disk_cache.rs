@@ -9,12 +9,12 @@
 //! used. Entries are added only after the remote store acknowledged the file (a file that is
 //! cached exists remotely), and the whole directory may be deleted at any time.
 //!
-//! Entries live in a directory named by the prune generation the store was at when they were
-//! made (`<dir>/<generation>/<key>`): `prune` raises the generation before it deletes or
-//! replaces anything and again after, so an entry is used only while no prune can have removed
-//! or replaced its file since it was made. Until the store's generation is known
-//! ([`Backend::observe_generation`]) nothing is cached; a new one removes the entries of the
-//! others.
+//! Entries live in a directory named by the store's cache epoch (`<dir>/<epoch>/<key>`), which
+//! `forget` and `prune` make odd before they delete or replace any store file and even again
+//! when done: an entry is made and used only at an even epoch, and only in the directory of the
+//! epoch that was current when the remote store was asked, so no entry vouches for a file
+//! deleted or replaced since. Until the epoch is known ([`Backend::observe_epoch`]), and while
+//! it is odd, nothing is cached; a new one removes the entries of the others.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -37,13 +37,13 @@ const CHECK: usize = 32;
 pub(crate) struct DiskCache {
     inner: Box<dyn Backend>,
     dir: PathBuf,
-    /// The directory of the entries of the store's current generation, once known.
+    /// The directory of the entries of the store's current epoch, while it is known and even.
     current: RwLock<Option<PathBuf>>,
 }
 
 impl DiskCache {
     /// `inner` with its small files cached in `dir` (created when needed), once the store's
-    /// generation is observed.
+    /// epoch is observed.
     pub(crate) fn new(inner: Box<dyn Backend>, dir: PathBuf) -> DiskCache {
         DiskCache {
             inner,
@@ -60,11 +60,20 @@ impl DiskCache {
             .any(|d| key.as_str().starts_with(d))
     }
 
-    /// Where the entry of `key` is, while the generation is known.
+    /// The directory of the current epoch's entries, while it is known and even.
+    fn dir_now(&self) -> Option<PathBuf> {
+        self.current.read().clone()
+    }
+
+    /// Where the entry of `key` is in the current epoch's directory.
     fn entry_path(&self, key: &Key) -> Option<PathBuf> {
-        let mut p = self.current.read().clone()?;
-        p.extend(key.as_str().split('/'));
-        Some(p)
+        Some(entry_in(&self.dir_now()?, key))
+    }
+
+    /// True while `dir` is still the current epoch's directory: what was learnt while it was
+    /// may be kept there.
+    fn still(&self, dir: &Option<PathBuf>) -> Option<PathBuf> {
+        dir.clone().filter(|d| self.current.read().as_ref() == Some(d))
     }
 
     /// The cached bytes of `key`, if a valid entry is there (an invalid one is removed).
@@ -83,17 +92,18 @@ impl DiskCache {
         None
     }
 
-    /// Keeps `bytes` as the entry of `key` (best effort: a cache that cannot be written is
-    /// only slower). Data objects are only marked: their frames have a cache of their own,
-    /// bounded in size.
-    fn store(&self, key: &Key, bytes: &[u8]) {
+    /// Keeps `bytes` as the entry of `key`, learnt while `dir` was the current epoch's
+    /// directory (best effort: a cache that cannot be written is only slower). Data objects are
+    /// only marked: their frames have a cache of their own, bounded in size.
+    fn store(&self, dir: &Option<PathBuf>, key: &Key, bytes: &[u8]) {
         if bytes.starts_with(magic::DATA) {
-            return self.mark(key);
+            return self.mark(dir, key);
         }
         if bytes.len() as u64 > SMALL || !DiskCache::cacheable(key) {
             return;
         }
-        let Some(path) = self.entry_path(key) else { return };
+        let Some(dir) = self.still(dir) else { return };
+        let path = entry_in(&dir, key);
         let Some(dir) = path.parent() else { return };
         if fs::create_dir_all(dir).is_err() {
             return;
@@ -109,12 +119,14 @@ impl DiskCache {
         }
     }
 
-    /// Notes that `key` exists remotely, for a file too large to keep (a data object).
-    fn mark(&self, key: &Key) {
+    /// Notes that `key` exists remotely (learnt while `dir` was current), for a file too large
+    /// to keep or a data object.
+    fn mark(&self, dir: &Option<PathBuf>, key: &Key) {
         if !DiskCache::cacheable(key) {
             return;
         }
-        let Some(path) = self.marker_path(key) else { return };
+        let Some(dir) = self.still(dir) else { return };
+        let path = marker_of(entry_in(&dir, key));
         if path.is_file() {
             return;
         }
@@ -126,9 +138,7 @@ impl DiskCache {
     }
 
     fn marker_path(&self, key: &Key) -> Option<PathBuf> {
-        let mut p = self.entry_path(key)?;
-        p.as_mut_os_string().push(".present");
-        Some(p)
+        Some(marker_of(self.entry_path(key)?))
     }
 
     /// True when an entry or a valid marker says `key` exists remotely.
@@ -153,6 +163,19 @@ impl DiskCache {
             .filter_map(|f| Some((f.key.clone(), fs::read(&f.temp).ok()?)))
             .collect()
     }
+}
+
+/// The entry of `key` in directory `dir`.
+fn entry_in(dir: &Path, key: &Key) -> PathBuf {
+    let mut p = dir.to_path_buf();
+    p.extend(key.as_str().split('/'));
+    p
+}
+
+/// The marker beside entry path `entry`.
+fn marker_of(mut entry: PathBuf) -> PathBuf {
+    entry.as_mut_os_string().push(".present");
+    entry
 }
 
 fn check(key: &Key, bytes: &[u8]) -> [u8; 32] {
@@ -180,9 +203,10 @@ impl Backend for DiskCache {
         if let Some(b) = self.load(key) {
             return Ok(Some(b));
         }
+        let dir = self.dir_now();
         let got = self.inner.read(key)?;
         if let Some(b) = &got {
-            self.store(key, b);
+            self.store(&dir, key, b);
         }
         Ok(got)
     }
@@ -191,10 +215,11 @@ impl Backend for DiskCache {
         if let Some(bytes) = self.load(key) {
             return Ok(Some(Box::new(MemoryBlob(bytes))));
         }
+        let dir = self.dir_now();
         let blob = self.inner.open(key)?;
         match blob.as_ref().map(|b| b.whole()) {
-            Some(Some(whole)) => self.store(key, whole),
-            Some(None) => self.mark(key),
+            Some(Some(whole)) => self.store(&dir, key, whole),
+            Some(None) => self.mark(&dir, key),
             None => {}
         }
         Ok(blob)
@@ -204,9 +229,10 @@ impl Backend for DiskCache {
         if self.known(key) {
             return Ok(true);
         }
+        let dir = self.dir_now();
         let there = self.inner.exists(key)?;
         if there {
-            self.mark(key);
+            self.mark(&dir, key);
         }
         Ok(there)
     }
@@ -217,31 +243,34 @@ impl Backend for DiskCache {
 
     fn publish(&self, files: &[Staged]) -> Result<()> {
         let small = DiskCache::small_ones(files);
+        let dir = self.dir_now();
         self.inner.publish(files)?;
         for f in files {
-            self.mark(&f.key);
+            self.mark(&dir, &f.key);
         }
         for (key, bytes) in small {
-            self.store(&key, &bytes);
+            self.store(&dir, &key, &bytes);
         }
         Ok(())
     }
 
     fn publish_one(&self, file: &Staged) -> Result<PutOutcome> {
         let small = DiskCache::small_ones(std::slice::from_ref(file));
+        let dir = self.dir_now();
         let outcome = self.inner.publish_one(file)?;
         if outcome == PutOutcome::Created {
             for (key, bytes) in small {
-                self.store(&key, &bytes);
+                self.store(&dir, &key, &bytes);
             }
         }
         Ok(outcome)
     }
 
     fn create(&self, key: &Key, bytes: &[u8]) -> Result<PutOutcome> {
+        let dir = self.dir_now();
         let outcome = self.inner.create(key, bytes)?;
         if outcome == PutOutcome::Created {
-            self.store(key, bytes);
+            self.store(&dir, key, bytes);
         }
         Ok(outcome)
     }
@@ -279,22 +308,26 @@ impl Backend for DiskCache {
         self.inner.live_readers(own)
     }
 
-    fn observe_generation(&self, generation: u64) {
-        let dir = self.dir.join(generation.to_string());
-        if self.current.read().as_ref() == Some(&dir) {
+    fn tidy(&self) {
+        self.inner.tidy();
+    }
+
+    fn observe_epoch(&self, epoch: u64) {
+        let dir = epoch.is_multiple_of(2).then(|| self.dir.join(epoch.to_string()));
+        if *self.current.read() == dir && dir.is_some() {
             return;
         }
-        *self.current.write() = Some(dir);
-        // Entries of other generations (and of caches laid out before generations) may name
-        // files a prune removed or replaced since.
-        let keep = std::ffi::OsString::from(generation.to_string());
+        *self.current.write() = dir;
+        // Entries of other epochs (and of caches laid out before epochs) may name files
+        // deleted or replaced since.
+        let keep = std::ffi::OsString::from(epoch.to_string());
         for e in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
             if e.file_name() != keep {
                 let path = e.path();
                 let _ = fs::remove_dir_all(&path).or_else(|_| fs::remove_file(&path));
             }
         }
-        self.inner.observe_generation(generation);
+        self.inner.observe_epoch(epoch);
     }
 
     fn lock(&self, wait: bool) -> Result<Box<dyn LockHold>> {

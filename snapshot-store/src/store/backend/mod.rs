@@ -234,8 +234,12 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     /// readers that are gone are removed.
     fn live_readers(&self, own: Option<&str>) -> Result<Vec<LiveReader>>;
 
-    /// Tells a cache in front of the store that the store is now at prune generation
-    /// `generation`: what it knows of files that a prune may have deleted or replaced since is
-    /// no longer taken on trust.
-    fn observe_generation(&self, _generation: u64) {}
+    /// Abandons what interrupted writes left in the store that no later write finished (an
+    /// object store's unfinished uploads older than a week); best effort. Writer lock held.
+    fn tidy(&self) {}
+
+    /// Tells a cache in front of the store that the store is now at cache epoch `epoch` (see
+    /// `store::epoch`): what it learnt at another epoch is no longer taken on trust, and at an
+    /// odd one nothing is.
+    fn observe_epoch(&self, _epoch: u64) {}
 }

@@ -410,6 +410,52 @@ fn an_interrupted_multipart_upload_resumes_after_its_last_part() {
 }
 
 #[test]
+fn an_upload_the_server_forgot_starts_again_and_a_week_old_one_is_abandoned() {
+    let dir = tempfile::Builder::new().prefix("bfs-unit").tempdir().unwrap();
+    let options = RemoteOptions {
+        connections: 1,
+        ..RemoteOptions::default()
+    };
+    let Some(b) = s3_backend(dir.path(), options) else {
+        return;
+    };
+    let len = s3::MULTIPART_MIN as usize + (1 << 20);
+    let data = pseudo(len, 11);
+    let file = staged(&b, "objects/98/big", &data);
+    arm(Point::PartUploaded, dir.path(), Action::Error, 1);
+    assert!(b.publish(std::slice::from_ref(&file)).is_err());
+    disarm(dir.path());
+    let uploads = dir.path().join("tmp/uploads");
+    let record = std::fs::read_dir(&uploads).unwrap().next().unwrap().unwrap().path();
+    let kept = std::fs::read(&record).unwrap();
+    // A fresh record is left alone; one a week old is aborted on the server and removed.
+    b.tidy();
+    assert!(record.exists(), "a recent upload is kept for the next write");
+    let old = std::time::SystemTime::now() - Duration::from_secs(8 * 24 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&record)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    b.tidy();
+    assert!(!record.exists(), "a week-old upload is abandoned");
+    // Its record put back: the server no longer knows the upload, so it starts again.
+    std::fs::write(&record, &kept).unwrap();
+    let before = b.stats();
+    b.publish(std::slice::from_ref(&file)).unwrap();
+    assert!(
+        b.stats().bytes_up - before.bytes_up >= len as u64,
+        "the whole file was sent again"
+    );
+    let mut back = vec![0u8; len];
+    let blob = b.open(&Key::new("objects/98/big")).unwrap().unwrap();
+    blob.read_exact_at(&mut back, 0, Access::Sequential, "big").unwrap();
+    assert!(back == data);
+    assert_eq!(std::fs::read_dir(&uploads).unwrap().count(), 0);
+}
+
+#[test]
 fn sequential_reads_are_merged_into_a_few_growing_requests() {
     let dir = tempfile::Builder::new().prefix("bfs-unit").tempdir().unwrap();
     let Some(b) = s3_backend(dir.path(), RemoteOptions::default()) else {

@@ -1,6 +1,7 @@
 //! Random-access reads of one object: opened by a suffix range GET, which returns the object's
-//! length and its last bytes (a data object's index and trailer, a small file whole), then one
-//! range GET per random read outside them. Sequential reads read ahead: a window that starts at
+//! length and its last bytes (a data object's index and trailer, a small file whole), and, for
+//! the objects under `objects/`, a GET of its first bytes in parallel (a data object's header
+//! and first frames); then one range GET per random read outside them. Sequential reads read ahead: a window that starts at
 //! 1 MiB and doubles up to 16 MiB while the reads go on where the last one ended, with the next
 //! window already being fetched by a thread of its own while this one is used; up to eight
 //! sequential readers of one object each have their own window.
@@ -18,6 +19,8 @@ use crate::store::backend::{Access, Backend, Blob, Key};
 
 /// Bytes fetched from the end of an object when it is opened.
 const TAIL: u64 = 64 << 10;
+/// Bytes fetched from the start of an object under `objects/` when it is opened.
+const HEAD: u64 = 64 << 10;
 /// The first read-ahead window of a sequential read.
 const AHEAD_MIN: u64 = 1 << 20;
 /// The largest read-ahead window.
@@ -130,6 +133,8 @@ pub(crate) struct S3Blob {
     /// The store file, for messages.
     describe: String,
     len: u64,
+    /// The object's first bytes, when fetched at open (empty otherwise).
+    head: Vec<u8>,
     /// Where [`S3Blob::tail`] starts in the object.
     tail_start: u64,
     tail: Vec<u8>,
@@ -140,7 +145,15 @@ impl S3Blob {
     /// Opens store file `key` of `backend`, or `None` when there is none.
     pub(crate) fn open(backend: &S3Backend, key: &Key) -> Result<Option<S3Blob>> {
         let range = [("range", format!("bytes=-{TAIL}"))];
-        let reply = backend.get(key, &range, &[200, 206, 416])?;
+        let first = [("range", format!("bytes=0-{}", HEAD - 1))];
+        // The start of the object in parallel with its end: a data object's header is read
+        // next, and its first frame soon after.
+        let (reply, head) = std::thread::scope(|scope| {
+            let head = (key.as_str().starts_with("objects/")).then(|| scope.spawn(|| backend.get(key, &first, &[206])));
+            let reply = backend.get(key, &range, &[200, 206, 416]);
+            (reply, head.and_then(|h| h.join().ok()))
+        });
+        let reply = reply?;
         let (len, tail_start, tail) = match reply.status {
             404 => return Ok(None),
             // Empty objects have no suffix to give.
@@ -168,11 +181,25 @@ impl S3Blob {
                 (total, start, reply.body)
             }
         };
+        // Kept when it is the object's start as the suffix found it (a failed or other reply is
+        // only a read saved less).
+        let head = match head {
+            Some(Ok(h))
+                if tail_start > 0
+                    && h.status == 206
+                    && content_range(h.header("content-range")) == Some((0, len))
+                    && h.body.len() as u64 == HEAD.min(len) =>
+            {
+                h.body
+            }
+            _ => Vec::new(),
+        };
         Ok(Some(S3Blob {
             client: Arc::clone(&backend.client),
             object: backend.object_key(key),
             describe: backend.describe(key),
             len,
+            head,
             tail_start,
             tail,
             ahead: Mutex::new(Ahead::default()),
@@ -200,6 +227,10 @@ impl Blob for S3Blob {
         if offset >= self.tail_start {
             let at = (offset - self.tail_start) as usize;
             buf.copy_from_slice(&self.tail[at..at + buf.len()]);
+            return Ok(());
+        }
+        if end <= self.head.len() as u64 {
+            buf.copy_from_slice(&self.head[offset as usize..end as usize]);
             return Ok(());
         }
         match access {

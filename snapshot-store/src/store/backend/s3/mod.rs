@@ -31,6 +31,9 @@ use crate::store::LiveReader;
 use crate::store::credentials::S3Credentials;
 use crate::store::location::S3Location;
 
+/// The changing files of which a copy is kept locally with its ETag.
+const KEPT: [&str; 3] = ["prune/generation", "prune/epoch", "prune/condemned"];
+
 /// Connections used by default for uploads and parallel reads.
 pub const DEFAULT_CONNECTIONS: usize = 4;
 
@@ -237,18 +240,18 @@ impl S3Backend {
         Ok((reply.status == 200).then(|| reply.header("etag").unwrap_or_default().to_string()))
     }
 
-    /// The bytes of store file `key`, from `copy` (a local file of the ETag and the bytes it
-    /// had when last read) when a HEAD finds the same ETag; else read, and `copy` rewritten.
+    /// The bytes of store file `key`, from `copy` (a local file of the ETag, a checksum and the
+    /// bytes it had when last read) when a HEAD finds the same ETag and the checksum matches;
+    /// else read, and `copy` rewritten.
     pub(crate) fn read_validated(&self, key: &Key, copy: &Path) -> Result<Option<Vec<u8>>> {
         let Some(etag) = self.head(key)? else {
             return Ok(None);
         };
         if !etag.is_empty()
             && let Ok(kept) = std::fs::read(copy)
-            && let Some(at) = kept.iter().position(|&b| b == b'\n')
-            && kept[..at] == *etag.as_bytes()
+            && let Some(bytes) = kept_bytes(&kept, &etag)
         {
-            return Ok(Some(kept[at + 1..].to_vec()));
+            return Ok(Some(bytes.to_vec()));
         }
         let reply = self.get(key, &[], &[200])?;
         if reply.status != 200 {
@@ -256,10 +259,19 @@ impl S3Backend {
         }
         let fresh = reply.header("etag").unwrap_or_default();
         if !fresh.is_empty() && !fresh.contains('\n') {
-            let mut kept = format!("{fresh}\n").into_bytes();
+            let mut kept = format!("{fresh}\n{}\n", kept_sum(fresh, &reply.body)).into_bytes();
             kept.extend_from_slice(&reply.body);
-            let _ = copy.parent().map(std::fs::create_dir_all);
-            let _ = std::fs::write(copy, kept);
+            // Written aside and renamed, so that a crash never leaves half a copy.
+            if let Some(dir) = copy.parent()
+                && std::fs::create_dir_all(dir).is_ok()
+                && let Ok((mut f, temp)) = crate::os::file::create_temp(dir, "kept")
+            {
+                let written = std::io::Write::write_all(&mut f, &kept);
+                drop(f);
+                if written.is_err() || std::fs::rename(&temp, copy).is_err() {
+                    let _ = std::fs::remove_file(&temp);
+                }
+            }
         }
         Ok(Some(reply.body))
     }
@@ -331,6 +343,22 @@ impl S3Backend {
             },
         )
     }
+}
+
+/// The bytes of a kept copy (`ETag \n checksum \n bytes`) if it is whole and of `etag`.
+fn kept_bytes<'a>(kept: &'a [u8], etag: &str) -> Option<&'a [u8]> {
+    let mut parts = kept.splitn(3, |&b| b == b'\n');
+    let (tag, sum, bytes) = (parts.next()?, parts.next()?, parts.next()?);
+    (tag == etag.as_bytes() && sum == kept_sum(etag, bytes).as_bytes()).then_some(bytes)
+}
+
+/// The checksum of a kept copy: 32 hex digits of blake3(ETag, 0x00, bytes).
+fn kept_sum(etag: &str, bytes: &[u8]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(etag.as_bytes());
+    h.update(&[0]);
+    h.update(bytes);
+    h.finalize().to_hex()[..32].to_string()
 }
 
 impl Backend for S3Backend {
@@ -457,9 +485,13 @@ impl Backend for S3Backend {
     }
 
     fn read_current(&self, key: &Key) -> Result<Option<Vec<u8>>> {
+        // The few changing files read on every open or write are kept with their ETags;
+        // others (merge requests, journals) are read when needed, rarely.
         match &self.kept {
-            Some(dir) => self.read_validated(key, &dir.join(key.as_str().replace('/', "%"))),
-            None => self.read(key),
+            Some(dir) if KEPT.contains(&key.as_str()) => {
+                self.read_validated(key, &dir.join(key.as_str().replace('/', "%")))
+            }
+            _ => self.read(key),
         }
     }
 
@@ -488,11 +520,34 @@ impl Backend for S3Backend {
         Ok(())
     }
 
+    fn tidy(&self) {
+        upload::abandon_stale(self);
+    }
+
     fn register_reader(&self, generation: u64) -> Result<Box<dyn ReaderHold>> {
         Ok(Box::new(readers::register(self, generation)?))
     }
 
     fn live_readers(&self, own: Option<&str>) -> Result<Vec<LiveReader>> {
         readers::live(self, own)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kept_copies_are_used_only_whole_and_for_their_etag() {
+        let bytes = b"7\n";
+        let kept = [format!("\"e1\"\n{}\n", kept_sum("\"e1\"", bytes)).as_bytes(), bytes].concat();
+        assert_eq!(kept_bytes(&kept, "\"e1\""), Some(&bytes[..]));
+        assert_eq!(kept_bytes(&kept, "\"e2\""), None, "another ETag");
+        for i in 0..kept.len() {
+            let mut bad = kept.clone();
+            bad[i] ^= 0x04;
+            assert_eq!(kept_bytes(&bad, "\"e1\""), None, "flip at {i}");
+        }
+        assert_eq!(kept_bytes(&kept[..kept.len() - 1], "\"e1\""), None, "truncated");
     }
 }

@@ -64,15 +64,19 @@ struct Shared {
     describe: String,
     entry: Entry,
     generation: AtomicU64,
-    /// Serialises rewrites (the thread's and [`ReaderHold::set_generation`]'s).
-    writing: Mutex<()>,
+    /// Serialises rewrites (the thread's and [`ReaderHold::set_generation`]'s) and the final
+    /// delete; true once deleted, after which nothing is written.
+    writing: Mutex<bool>,
     stop: Mutex<bool>,
     wake: Condvar,
 }
 
 impl Shared {
     fn write(&self) -> Result<()> {
-        let _one = self.writing.lock();
+        let deleted = self.writing.lock();
+        if *deleted {
+            return Ok(());
+        }
         let entry = Entry {
             generation: self.generation.load(Ordering::Acquire),
             ..self.entry.clone()
@@ -140,6 +144,9 @@ impl Drop for RemoteRegistration {
             let _ = t.join();
         }
         let s = &self.shared;
+        // Under the write lock, so that a refresh under way cannot recreate it afterwards.
+        let mut deleted = s.writing.lock();
+        *deleted = true;
         let _ = s
             .client
             .send(&|| format!("DELETE {}", s.describe), &[200, 204, 404], &|| {
@@ -175,7 +182,7 @@ pub(super) fn register(backend: &S3Backend, generation: u64) -> Result<RemoteReg
             ttl_secs: backend.options.lock_ttl.as_secs().max(1),
         },
         generation: AtomicU64::new(generation),
-        writing: Mutex::new(()),
+        writing: Mutex::new(false),
         stop: Mutex::new(false),
         wake: Condvar::new(),
     });

@@ -82,6 +82,8 @@ pub(crate) struct S3Backend {
     /// [`read_validated`](S3Backend::read_validated)), once known.
     kept: Option<PathBuf>,
     options: RemoteOptions,
+    /// Part uploads in flight.
+    part_slots: upload::PartSlots,
 }
 
 impl S3Backend {
@@ -134,6 +136,7 @@ impl S3Backend {
             spool,
             kept: None,
             options: options.clone(),
+            part_slots: upload::PartSlots::default(),
         })
     }
 

@@ -91,7 +91,10 @@ fn send_parts(
                     }
                     let offset = i as u64 * part_len;
                     let this_len = part_len.min(len - offset);
-                    let result = upload_part(backend, file, &object, upload, i, offset, this_len).and_then(|etag| {
+                    let slot = backend.part_slots.take(backend.options.connections.max(1));
+                    let result = upload_part(backend, file, &object, upload, i, offset, this_len);
+                    drop(slot);
+                    let result = result.and_then(|etag| {
                         match etag {
                             Some(etag) => etags.lock()[i] = Some(etag),
                             None => forgotten.store(true, Ordering::Relaxed),
@@ -368,5 +371,62 @@ pub(crate) fn abandon_stale(backend: &S3Backend) {
             abort(backend, &Key::new(rest), object, &upload);
         }
         let _ = std::fs::remove_file(e.path());
+    }
+}
+
+/// The parts being sent to one store, bounded: several large files uploaded at once (one per
+/// upload thread) share `--connections` part uploads rather than each having as many.
+#[derive(Debug, Default)]
+pub(crate) struct PartSlots {
+    busy: Mutex<usize>,
+    freed: parking_lot::Condvar,
+}
+
+/// One part upload under way; its slot is given back when dropped.
+pub(crate) struct Slot<'a>(&'a PartSlots);
+
+impl PartSlots {
+    /// Waits until fewer than `max` parts are being sent, and takes a slot.
+    pub(crate) fn take(&self, max: usize) -> Slot<'_> {
+        let mut busy = self.busy.lock();
+        while *busy >= max {
+            self.freed.wait(&mut busy);
+        }
+        *busy += 1;
+        Slot(self)
+    }
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        *self.0.busy.lock() -= 1;
+        self.0.freed.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use super::*;
+
+    #[test]
+    fn part_slots_bound_the_uploads_in_flight() {
+        let slots = PartSlots::default();
+        let (now, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        std::thread::scope(|s| {
+            for _ in 0..6 {
+                s.spawn(|| {
+                    for _ in 0..20 {
+                        let _slot = slots.take(2);
+                        let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+                        most.fetch_max(n, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_micros(200));
+                        now.fetch_sub(1, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        assert_eq!(most.load(Ordering::SeqCst), 2);
     }
 }

@@ -12,7 +12,7 @@
 //! | `write/` | recording a snapshot: the tree walk, reading sources, the matcher, the compare path, the tracked path, building a version's records |
 //! | `read/` | random-access reads of any version, streaming, restore, a file's history, `verify` |
 //! | `tracking/` | change sources (reflink references, the fanotify change log, outside lists); feeds `write/` only |
-//! | `store/` | the store directory: open and init, the writer lock, caches, staging and the commit protocol, loading records, signatures, hash trees and extent maps, data objects |
+//! | `store/` | the store: open and init, the writer lock, caches, staging and the commit protocol, loading records, signatures, hash trees and extent maps, data objects; `store/backend/` is where its files live (a directory, or an S3 bucket prefix behind a disk cache) |
 //! | `format/` | bytes to structs and back for every file kind, the magic and derive-key table, [`FormatVersion`]; no file I/O |
 //! | `hash/` | the rolling weak hash, block hashes, BLAKE3 as a tree of leaf values |
 //! | `os/` | the one place for platform `cfg`: durable and positioned file I/O, entry metadata, sparse files, FIEMAP, clones |
@@ -41,6 +41,17 @@
 //! and renames them into place without replacing anything, flushes the directories, and writes
 //! the snapshot manifest last: its rename is the commit point. A crash at any instant leaves
 //! the store as it was, plus unreferenced files that `verify` lists.
+//!
+//! # Where the files are
+//!
+//! Everything above `store/backend/` names store files by key (`snapshots/<id>`,
+//! `objects/ab/ab…`) and goes through one small interface: whole and ranged reads, publish if
+//! absent, replace, delete, list, the writer lock and reader registrations. A directory store
+//! is today's code behind it (rename without replacing, `fsync`, `flock`); an S3 store does the
+//! same with conditional PUTs, a lock object and refreshed registration objects, and reads
+//! through a local cache of metadata (kept per cache epoch, `store/epoch`, so nothing deleted or
+//! replaced since is trusted) and an on-disk frame cache of the data read
+//! (`store/object/mirror`).
 //!
 //! # The read path
 //!

@@ -361,14 +361,20 @@ fn stale_and_orphaned_locks_are_taken_over_and_a_lost_lock_is_noticed() {
     b.lock(false).unwrap().check().unwrap();
 }
 
-#[test]
-fn an_interrupted_multipart_upload_resumes_after_its_last_part() {
+/// A scratch directory and a backend on the S3 test server that sends one part at a time.
+fn one_connection() -> Option<(tempfile::TempDir, S3Backend)> {
     let dir = tempfile::Builder::new().prefix("bfs-unit").tempdir().unwrap();
     let options = RemoteOptions {
         connections: 1,
         ..RemoteOptions::default()
     };
-    let Some(b) = s3_backend(dir.path(), options) else {
+    let b = s3_backend(dir.path(), options)?;
+    Some((dir, b))
+}
+
+#[test]
+fn an_interrupted_multipart_upload_resumes_after_its_last_part() {
+    let Some((dir, b)) = one_connection() else {
         return;
     };
     let len = s3::MULTIPART_MIN as usize + (3 << 20);
@@ -411,12 +417,7 @@ fn an_interrupted_multipart_upload_resumes_after_its_last_part() {
 
 #[test]
 fn an_upload_the_server_forgot_starts_again_and_a_week_old_one_is_abandoned() {
-    let dir = tempfile::Builder::new().prefix("bfs-unit").tempdir().unwrap();
-    let options = RemoteOptions {
-        connections: 1,
-        ..RemoteOptions::default()
-    };
-    let Some(b) = s3_backend(dir.path(), options) else {
+    let Some((dir, b)) = one_connection() else {
         return;
     };
     let len = s3::MULTIPART_MIN as usize + (1 << 20);

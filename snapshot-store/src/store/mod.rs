@@ -72,6 +72,8 @@ const XATTRS_MARKER: &str = "xattrs";
 pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
 /// Open data objects kept.
 const OPEN_OBJECTS: usize = 512;
+/// Files at least this long are looked for in a remote store before they are uploaded.
+const ASK_BEFORE_UPLOAD: u64 = 1 << 20;
 /// Default bytes of a remote store's on-disk frame cache.
 pub const DEFAULT_FRAME_CACHE_BYTES: u64 = 4 << 30;
 
@@ -423,6 +425,17 @@ impl Store {
     /// True when version record `id` is in the store.
     pub(crate) fn has_version(&self, id: &VersionId) -> Result<bool> {
         self.backend().exists(&Key::version(id))
+    }
+
+    /// Whether a file of `len` bytes named `key` need not be staged because the store has it:
+    /// asked of a remote store only for files large enough that uploading one that is there
+    /// would cost more than a request (a smaller one is published, which keeps what is there).
+    pub(crate) fn has_for_staging(&self, key: &Key, len: u64) -> bool {
+        match self.backend().known(key) {
+            Some(known) => known,
+            None if len < ASK_BEFORE_UPLOAD => false,
+            None => self.backend().exists(key).unwrap_or(false),
+        }
     }
 
     /// All snapshot ids, oldest first.

@@ -72,12 +72,6 @@ impl Staging {
         }
     }
 
-    /// True when object `id` exists in the store or is staged (false when the store cannot
-    /// say: storing it again is harmless, publication keeps the first).
-    pub fn has_object(&self, id: &ObjectId) -> bool {
-        self.state.lock().objects.contains(id) || self.store.has_object(id).unwrap_or(false)
-    }
-
     /// True when version `id` exists in the store or is staged (false when the store cannot
     /// say).
     pub fn has_version(&self, id: &VersionId) -> bool {
@@ -94,7 +88,8 @@ impl Staging {
     pub fn add_data_object(&self, obj: FinishedObject) -> Result<u64> {
         // The store is asked without the staging lock held: for a remote store that is a
         // request, which must not hold up the other threads.
-        let known = self.state.lock().objects.contains(&obj.id) || self.store.has_object(&obj.id).unwrap_or(false);
+        let known = self.state.lock().objects.contains(&obj.id)
+            || (self.store).has_for_staging(&Key::object(&obj.id), obj.stored_len);
         let mut st = self.state.lock();
         if known || !st.objects.insert(obj.id) {
             drop(st);
@@ -110,7 +105,9 @@ impl Staging {
 
     /// Stages an envelope object (signature, extent map) named `id`; returns the bytes added.
     pub fn add_envelope_object(&self, id: ObjectId, kind: Kind, payload: &[u8]) -> Result<u64> {
-        if self.has_object(&id) {
+        if self.state.lock().objects.contains(&id)
+            || self.store.has_for_staging(&Key::object(&id), payload.len() as u64)
+        {
             return Ok(0);
         }
         let sealed = envelope::seal(kind, payload);
@@ -119,7 +116,8 @@ impl Staging {
 
     /// Stages a version record; returns the bytes added (0 if that version exists).
     pub fn add_version(&self, v: &FileVersion) -> Result<u64> {
-        if self.has_version(&v.id) {
+        let key = Key::version(&v.id);
+        if self.state.lock().versions.contains(&v.id) || self.store.has_for_staging(&key, 0) {
             return Ok(0);
         }
         let sealed = envelope::seal(Kind::Version, &v.encode());

@@ -142,7 +142,7 @@ impl DiskCache {
     }
 
     /// True when an entry or a valid marker says `key` exists remotely.
-    fn known(&self, key: &Key) -> bool {
+    fn vouches(&self, key: &Key) -> bool {
         let (Some(entry), Some(marker)) = (self.entry_path(key), self.marker_path(key)) else {
             return false;
         };
@@ -226,7 +226,7 @@ impl Backend for DiskCache {
     }
 
     fn exists(&self, key: &Key) -> Result<bool> {
-        if self.known(key) {
+        if self.vouches(key) {
             return Ok(true);
         }
         let dir = self.dir_now();
@@ -235,6 +235,10 @@ impl Backend for DiskCache {
             self.mark(&dir, key);
         }
         Ok(there)
+    }
+
+    fn known(&self, key: &Key) -> Option<bool> {
+        self.vouches(key).then_some(true)
     }
 
     fn list(&self, dir: &str) -> Result<Vec<(Key, u64)>> {

@@ -171,6 +171,13 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     /// True when store file `key` exists.
     fn exists(&self, key: &Key) -> Result<bool>;
 
+    /// Whether store file `key` exists, if that is known without asking a remote store
+    /// (`None`: unknown; then publishing it is how to find out, as publication keeps an
+    /// existing file).
+    fn known(&self, key: &Key) -> Option<bool> {
+        self.exists(key).ok()
+    }
+
     /// Every store file whose key starts with `dir` + `/`, at any depth, with its length, in no
     /// particular order. A missing directory lists nothing.
     fn list(&self, dir: &str) -> Result<Vec<(Key, u64)>>;

@@ -482,6 +482,24 @@ fn sequential_reads_are_merged_into_a_few_growing_requests() {
     let gets = b.stats().get - before.get;
     // 384 reads of 32 KiB: windows of 1, 2, 4, 8 MiB...
     assert!(gets <= 8, "{gets} GETs for 384 sequential reads");
+    // Reads of frames of any size, across the windows' ends: every byte is fetched once.
+    let blob = b.open(&Key::new("objects/44/seq")).unwrap().unwrap();
+    let before = b.stats();
+    let (mut at, mut n) = (0usize, 0usize);
+    while at < data.len() {
+        let len = (10_007 + n * 7_919 % 40_000).min(data.len() - at);
+        let mut frame = vec![0u8; len];
+        blob.read_exact_at(&mut frame, at as u64, Access::Sequential, "seq")
+            .unwrap();
+        assert!(frame == data[at..at + len], "bytes at {at}");
+        (at, n) = (at + len, n + 1);
+    }
+    let down = b.stats().bytes_down - before.bytes_down;
+    assert!(
+        down <= data.len() as u64,
+        "{down} bytes fetched for {} read in {n} reads",
+        data.len()
+    );
     // Two readers of one object, taking turns: each keeps its own window.
     let before = b.stats();
     let half = data.len() / 2;

@@ -260,17 +260,34 @@ impl S3Blob {
         if a.take(buf, offset) {
             return Ok(());
         }
-        // The window being fetched, if this read starts in it.
+        // The window being fetched, if this read starts in it, or runs on into it from the end
+        // of the window held (a frame across the two): its bytes join what is left of this
+        // one, so that no byte is fetched twice.
+        let held_end = a.bytes.as_ref().map(|b| a.start + b.0.len() as u64);
+        let into_next =
+            |next: u64| next == offset || (held_end == Some(next) && offset >= a.start && offset < next && end > next);
         if let Some((start, _)) = &a.next
-            && *start == offset
+            && into_next(*start)
             && let Some((start, handle)) = a.next.take()
         {
             let fetched = handle.join().map_err(|_| Error::Internal {
                 what: format!("the read-ahead thread of {}", self.describe),
             })?;
             if let Ok(bytes) = fetched {
-                a.start = start;
-                a.bytes = Some(bytes);
+                match a.bytes.take() {
+                    Some(held) if start > offset => {
+                        let from = (offset - a.start) as usize;
+                        let mut joined = held.0[from..].to_vec();
+                        joined.extend_from_slice(&bytes.0);
+                        drop((held, bytes));
+                        a.start = offset;
+                        a.bytes = Some(Held::new(joined));
+                    }
+                    _ => {
+                        a.start = start;
+                        a.bytes = Some(bytes);
+                    }
+                }
             }
         }
         if !a.take(buf, offset) {

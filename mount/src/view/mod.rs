@@ -44,6 +44,8 @@ use crate::error::{ViewError, ViewResult};
 pub const LATEST: &[u8] = b"latest";
 /// How often the root re-reads the store's snapshot list when asked about an unknown name.
 const REFRESH: Duration = Duration::from_millis(500);
+/// The same for a store in an object store, where each listing is a request.
+const REFRESH_REMOTE: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 struct SnapshotTable {
@@ -159,11 +161,17 @@ impl View {
         Arc::clone(&self.table.read().listed)
     }
 
-    /// The snapshots now in the store, oldest first (refreshed at most every half second).
+    /// The snapshots now in the store, oldest first (refreshed at most every half second; every
+    /// 5 s for a remote store).
     pub fn snapshots(&self) -> ViewResult<Arc<Vec<SnapshotId>>> {
+        let every = if self.store.is_remote() {
+            REFRESH_REMOTE
+        } else {
+            REFRESH
+        };
         {
             let t = self.table.read();
-            if t.refreshed.is_some_and(|r| r.elapsed() < REFRESH) {
+            if t.refreshed.is_some_and(|r| r.elapsed() < every) {
                 return Ok(Arc::clone(&t.listed));
             }
         }

@@ -27,8 +27,10 @@ use crate::format::magic;
 use crate::os::file as fsio;
 use crate::store::LiveReader;
 
-/// Files up to this size are kept.
-const SMALL: u64 = 4 << 20;
+/// Files up to this size are kept (data objects never: see [`DiskCache::store`]). Signatures
+/// grow with their files (about 5 MiB for 1 GiB of mail), and a daily write needs each changed
+/// file's: those of files up to about 50 GiB are kept.
+const SMALL: u64 = 256 << 20;
 /// Bytes after an entry's content: blake3(key, content).
 const CHECK: usize = 32;
 
@@ -156,10 +158,21 @@ impl DiskCache {
         }
     }
 
-    /// The small files of `files`, read before publication removes them from the spool.
+    /// The files of `files` to keep (small, not data objects), read before publication removes
+    /// them from the spool.
     fn small_ones(files: &[Staged]) -> Vec<(Key, Vec<u8>)> {
+        let keep = |f: &Staged| {
+            use std::io::Read;
+            let small = fs::metadata(&f.temp).is_ok_and(|m| m.len() <= SMALL);
+            let mut head = [0u8; 8];
+            let data = fs::File::open(&f.temp)
+                .and_then(|mut file| file.read_exact(&mut head))
+                .is_ok()
+                && &head == magic::DATA;
+            small && !data
+        };
         (files.iter())
-            .filter(|f| fs::metadata(&f.temp).is_ok_and(|m| m.len() <= SMALL))
+            .filter(|f| keep(f))
             .filter_map(|f| Some((f.key.clone(), fs::read(&f.temp).ok()?)))
             .collect()
     }

@@ -52,7 +52,6 @@ import re
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -63,7 +62,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mount_bench  # noqa: E402  (the mount benchmark's helpers)
-from mount_bench import Mount, drop_caches, first_line, force_unmount, is_mount, median, percentile, ttfb  # noqa: E402
+from mount_bench import Mount, drop_caches, first_line, force_unmount, is_mount, median, random_reads, ttfb  # noqa: E402
 from run import BENCH_DIR, REPO, Runner, md_table, store_size, tree_size, verdict  # noqa: E402
 from run import Bench as RunBench  # noqa: E402
 from run import prepare_workdir as run_prepare_workdir  # noqa: E402
@@ -596,23 +595,11 @@ def seq_read(path: Path, cap: int) -> dict:
 
 
 def rand_reads(path: Path, offsets: list[int]) -> dict:
-    """4 KiB preads at `offsets` on one fd after POSIX_FADV_RANDOM (as mount_bench), with p90."""
-    fd = os.open(path, os.O_RDONLY)
-    lat = []
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
-        for off in offsets:
-            t0 = time.perf_counter_ns()
-            b = os.pread(fd, 4096, off)
-            t1 = time.perf_counter_ns()
-            if len(b) != 4096:
-                raise RuntimeError(f"short read of {path} at {off}: {len(b)} bytes")
-            lat.append((t1 - t0) / 1e6)
-    finally:
-        os.close(fd)
-    s = sorted(lat)
-    return {"n": len(s), "p50_ms": percentile(s, 50), "p90_ms": percentile(s, 90), "p99_ms": percentile(s, 99),
-            "mean_ms": statistics.fmean(s), "max_ms": s[-1], "min_ms": s[0]}
+    """4 KiB preads at `offsets` on one fd after POSIX_FADV_RANDOM (mount_bench's), in ms."""
+    r = random_reads(path, offsets, True)
+    out = {k.replace("_us", "_ms"): v / 1000 for k, v in r.items() if k.endswith("_us")}
+    out["n"] = r["n"]
+    return out
 
 
 def tree_digest(root: Path) -> dict:

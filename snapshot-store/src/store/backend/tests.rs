@@ -500,6 +500,33 @@ fn sequential_reads_are_merged_into_a_few_growing_requests() {
         "{down} bytes fetched for {} read in {n} reads",
         data.len()
     );
+    // One reader whose reads arrive out of order (the kernel's read-ahead sends them from
+    // several threads; here harsher: the second half of every 800 KB first): reads that land in
+    // a window being fetched wait for it, and new windows stop where another begins. (Each
+    // byte was fetched 2.26 times on average before; 1.17 now.)
+    let blob = b.open(&Key::new("objects/44/seq")).unwrap().unwrap();
+    let before = b.stats();
+    let chunk = 100_003usize;
+    let chunks = data.len().div_ceil(chunk);
+    let order = (0..chunks).map(|i| {
+        let group = i / 8 * 8;
+        let j = i % 8;
+        (group + if j < 4 { j + 4 } else { j - 4 }).min(chunks - 1)
+    });
+    for i in order {
+        let at = i * chunk;
+        let len = chunk.min(data.len() - at);
+        let mut part = vec![0u8; len];
+        blob.read_exact_at(&mut part, at as u64, Access::Sequential, "seq")
+            .unwrap();
+        assert!(part == data[at..at + len], "bytes at {at}");
+    }
+    let down = b.stats().bytes_down - before.bytes_down;
+    assert!(
+        down <= data.len() as u64 * 5 / 4,
+        "{down} bytes fetched for {} read out of order",
+        data.len()
+    );
     // Two readers of one object, taking turns: each keeps its own window.
     let before = b.stats();
     let half = data.len() / 2;

@@ -4,7 +4,9 @@
 //! and first frames); then one range GET per random read outside them. Sequential reads read ahead: a window that starts at
 //! 1 MiB and doubles up to 16 MiB while the reads go on where the last one ended, with the next
 //! window already being fetched by a thread of its own while this one is used; up to eight
-//! sequential readers of one object each have their own window.
+//! sequential readers of one object each have their own window. A read that lands in a window
+//! being fetched waits for it, and a new window stops where another reader's begins, so reads
+//! that arrive out of order (the kernel sends them from several threads) fetch little twice.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,7 +71,9 @@ impl Ahead {
             s.bytes
                 .as_ref()
                 .is_some_and(|b| offset >= s.start && end <= s.start + b.0.len() as u64)
-                || s.next.as_ref().is_some_and(|(start, _)| *start == offset)
+                || s.next
+                    .as_ref()
+                    .is_some_and(|(start, len, _)| offset >= *start && end <= start + len)
                 || s.last_end == offset
         });
         let i = match found {
@@ -99,8 +103,8 @@ struct Stream {
     /// Bytes at `start`.
     start: u64,
     bytes: Option<Held>,
-    /// The next window, being fetched: its start and the thread fetching it.
-    next: Option<(u64, JoinHandle<Result<Held>>)>,
+    /// The next window, being fetched: its start, its length and the thread fetching it.
+    next: Option<(u64, u64, JoinHandle<Result<Held>>)>,
     /// The size of the last window.
     window: u64,
     /// Where the last sequential read ended.
@@ -254,6 +258,18 @@ impl S3Blob {
         let mut all = self.ahead.lock();
         let end = offset + buf.len() as u64;
         let i = all.stream_for(offset, end);
+        // The windows other streams hold or are fetching: a new window stops where the next of
+        // them starts, and none is fetched ahead into one, so that no byte is fetched twice.
+        let others: Vec<(u64, u64)> = (all.streams.iter().enumerate())
+            .filter(|(j, _)| *j != i)
+            .flat_map(|(_, s)| {
+                let held = s.bytes.as_ref().map(|b| (s.start, s.start + b.0.len() as u64));
+                [held, s.next.as_ref().map(|n| (n.0, n.0 + n.1))]
+            })
+            .flatten()
+            .collect();
+        let next_other = |from: u64| (others.iter().map(|w| w.0).filter(|&s| s > from).min()).unwrap_or(u64::MAX);
+        let covered = |at: u64| others.iter().any(|&(s, e)| at >= s && at < e);
         let a = &mut all.streams[i];
         let sequential = offset == a.last_end;
         a.last_end = end;
@@ -264,23 +280,34 @@ impl S3Blob {
         // of the window held (a frame across the two): its bytes join what is left of this
         // one, so that no byte is fetched twice.
         let held_end = a.bytes.as_ref().map(|b| a.start + b.0.len() as u64);
-        let into_next =
-            |next: u64| next == offset || (held_end == Some(next) && offset >= a.start && offset < next && end > next);
-        if let Some((start, _)) = &a.next
-            && into_next(*start)
-            && let Some((start, handle)) = a.next.take()
+        // A read inside the window being fetched (another thread of the same reader got ahead)
+        // waits for it too, rather than fetching those bytes again.
+        let into_next = |next: u64, len: u64| {
+            (offset >= next && end <= next + len)
+                || (held_end == Some(next) && offset >= a.start && offset < next && end > next)
+        };
+        if let Some((start, len, _)) = &a.next
+            && into_next(*start, *len)
+            && let Some((start, _, handle)) = a.next.take()
         {
             let fetched = handle.join().map_err(|_| Error::Internal {
                 what: format!("the read-ahead thread of {}", self.describe),
             })?;
             if let Ok(bytes) = fetched {
                 match a.bytes.take() {
-                    Some(held) if start > offset => {
-                        let from = (offset - a.start) as usize;
-                        let mut joined = held.0[from..].to_vec();
+                    // Contiguous: one window of both. A read running on from the held part
+                    // lets go of what it passed; one ahead of it (another thread's) keeps the
+                    // held part's last window for the reads that still come.
+                    Some(held) if held_end == Some(start) => {
+                        let keep_from = if offset < start {
+                            offset
+                        } else {
+                            start.saturating_sub(AHEAD_MAX).max(a.start)
+                        };
+                        let mut joined = held.0[(keep_from - a.start) as usize..].to_vec();
                         joined.extend_from_slice(&bytes.0);
                         drop((held, bytes));
-                        a.start = offset;
+                        a.start = keep_from;
                         a.bytes = Some(Held::new(joined));
                     }
                     _ => {
@@ -296,7 +323,7 @@ impl S3Blob {
             } else {
                 AHEAD_MIN
             };
-            let stop = self.tail_start.max(end);
+            let stop = self.tail_start.max(end).min(next_other(offset).max(end));
             let len = a.window.max(buf.len() as u64).min(stop - offset);
             if AHEAD_HELD.load(Ordering::Relaxed) + len > AHEAD_BUDGET {
                 return self.read_exact_range(buf, offset, what);
@@ -311,8 +338,10 @@ impl S3Blob {
         // Keep the next window coming while this one is read.
         let next_start = a.start + a.bytes.as_ref().map_or(0, |b| b.0.len() as u64);
         let next_start = if a.bytes.is_some() { next_start } else { end };
-        if sequential && a.next.is_none() && next_start < self.tail_start {
-            let len = (a.window * 2).min(AHEAD_MAX).min(self.tail_start - next_start);
+        if sequential && a.next.is_none() && next_start < self.tail_start && !covered(next_start) {
+            let len = (a.window * 2)
+                .min(AHEAD_MAX)
+                .min(self.tail_start.min(next_other(next_start)) - next_start);
             if AHEAD_HELD.load(Ordering::Relaxed) + len <= AHEAD_BUDGET {
                 let (client, object, describe, total, what) = (
                     Arc::clone(&self.client),
@@ -326,7 +355,7 @@ impl S3Blob {
                     .spawn(move || fetch(&client, &object, &describe, total, next_start, len, &what).map(Held::new));
                 if let Ok(h) = handle {
                     a.window = len;
-                    a.next = Some((next_start, h));
+                    a.next = Some((next_start, len, h));
                 }
             }
         }

@@ -72,8 +72,10 @@ const XATTRS_MARKER: &str = "xattrs";
 pub const DEFAULT_CACHE_BYTES: usize = 256 << 20;
 /// Open data objects kept.
 const OPEN_OBJECTS: usize = 512;
-/// Files at least this long are looked for in a remote store before they are uploaded.
-const ASK_BEFORE_UPLOAD: u64 = 1 << 20;
+/// Files at least this long are looked for in a remote store before they are uploaded: a
+/// smaller one costs about a request's round trip to send again, and a rerun of an interrupted
+/// write must send again only that little of what was already there.
+const ASK_BEFORE_UPLOAD: u64 = 64 << 10;
 /// Default bytes of a remote store's on-disk frame cache.
 pub const DEFAULT_FRAME_CACHE_BYTES: u64 = 4 << 30;
 

@@ -31,7 +31,7 @@ pub struct Cli {
 /// How to reach a store in an object store (ignored for a directory).
 #[derive(Debug, Args)]
 pub struct RemoteArgs {
-    /// Requests to the object store in flight at once (uploads, parallel reads).
+    /// Uploads and large reads in flight at once (a restore fetches 8N small files at once).
     #[arg(long, global = true, value_name = "N", default_value_t = snapshot_store::DEFAULT_CONNECTIONS, env = "BACKUP_FS_CONNECTIONS")]
     pub connections: usize,
     /// Send the store over plain http to a host other than loopback (unencrypted: anyone on

@@ -19,7 +19,6 @@ pub fn run(store_dir: &super::StoreArg, args: &MountArgs, cache_dir: Option<&Pat
         anyhow::bail!("--noappledouble and --noapplexattr are macFUSE options: macOS only");
     }
     let store = store_dir.open_serving(args.cache_size)?;
-    let snapshots = store.snapshot_ids()?.len();
     let opts = MountOptions {
         threads: args.threads,
         allow_other: args.allow_other,
@@ -43,7 +42,8 @@ pub fn run(store_dir: &super::StoreArg, args: &MountArgs, cache_dir: Option<&Pat
     };
     let at = mounted.path().display().to_string();
     eprintln!(
-        "mounted {snapshots} snapshots of {} at {at} (read-only); press Ctrl-C or run `fusermount3 -u {at}` to unmount",
+        "mounted {} snapshots of {} at {at} (read-only); press Ctrl-C or run `fusermount3 -u {at}` to unmount",
+        mounted.snapshots(),
         store_dir.describe()
     );
     let stop = super::stop_on_signals()?;
@@ -60,11 +60,10 @@ pub fn run(store_dir: &super::StoreArg, args: &MountArgs, cache_dir: Option<&Pat
         anyhow::bail!("--noappledouble, --noapplexattr and --allow-other are FUSE options (Linux, macOS)");
     }
     let store = store_dir.open_serving(args.cache_size)?;
-    let snapshots = store.snapshot_ids()?.len();
     let at = args.mountpoint.display().to_string();
     let stop = super::stop_on_signals()?;
     let shown = at.clone();
-    let result = mount::dokan::mount_and_wait(store, &at, cache_dir, stop, || {
+    let result = mount::dokan::mount_and_wait(store, &at, cache_dir, stop, |snapshots| {
         eprintln!(
             "mounted {snapshots} snapshots of {} at {shown} (read-only); press Ctrl-C to unmount",
             store_dir.describe()

@@ -35,7 +35,6 @@ fn password(args: &ServeArgs) -> Result<Option<String>> {
 
 pub fn run(store_dir: &super::StoreArg, args: &ServeArgs, cache_dir: Option<&Path>) -> Result<ExitCode> {
     let store = store_dir.open_serving(args.cache_size)?;
-    let snapshots = store.snapshot_ids()?.len();
     let credentials = password(args)?.map(|password| Credentials {
         user: args.user.clone(),
         password,
@@ -57,7 +56,8 @@ pub fn run(store_dir: &super::StoreArg, args: &ServeArgs, cache_dir: Option<&Pat
     };
     let server = mount::webdav::serve(store, &opts)?;
     eprintln!(
-        "serving {snapshots} snapshots of {} at {} (read-only WebDAV); press Ctrl-C to stop",
+        "serving {} snapshots of {} at {} (read-only WebDAV); press Ctrl-C to stop",
+        server.snapshots(),
         store_dir.describe(),
         server.url()
     );

@@ -47,12 +47,12 @@ pub fn mount_and_wait(
     mount_point: &str,
     cache_dir: Option<&std::path::Path>,
     stop: Arc<AtomicBool>,
-    mounted: impl FnOnce(),
+    mounted: impl FnOnce(usize),
 ) -> Result<(), DokanError> {
     let wide = U16CString::from_str(mount_point).map_err(|_| DokanError::BadMountPoint(mount_point.into()))?;
-    store.register_reader().map_err(crate::ViewError::from)?;
     let volume_name = format!("backup-fs {}", store.short_name());
     let view = Arc::new(View::new(store, 0, 0, XattrPolicy::Off)?.with_cache_dir(cache_dir));
+    let snapshots = view.snapshot_count();
     let stop_watch = Arc::new(AtomicBool::new(false));
     let watch = follow_prunes(Arc::clone(&view), "backup-fs mount", Arc::clone(&stop_watch), |_| {});
     let handler = Handler { view, volume_name };
@@ -74,7 +74,7 @@ pub fn mount_and_wait(
                 source,
             },
         })?;
-        mounted();
+        mounted(snapshots);
         let unmounter = {
             let (wide, stop) = (wide.clone(), Arc::clone(&stop));
             std::thread::spawn(move || {

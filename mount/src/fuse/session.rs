@@ -91,6 +91,8 @@ pub enum MountError {
 pub struct Mounted {
     session: fuser::BackgroundSession,
     path: PathBuf,
+    /// Snapshots shown when it started serving.
+    snapshots: usize,
     /// Stops the thread that follows prunes.
     stop_watch: Arc<AtomicBool>,
     watch: Option<std::thread::JoinHandle<()>>,
@@ -117,7 +119,6 @@ pub fn mount(store: Store, mountpoint: &Path, opts: &MountOptions) -> Result<Mou
     let uid = rustix::process::geteuid().as_raw();
     let gid = rustix::process::getegid().as_raw();
     raise_open_file_limit();
-    store.register_reader().map_err(crate::ViewError::from)?;
     let view = Arc::new(View::new(store, uid, gid, opts.xattrs)?.with_cache_dir(opts.cache_dir.as_deref()));
     let mut cfg = Config::default();
     cfg.mount_options = vec![
@@ -161,10 +162,12 @@ pub fn mount(store: Store, mountpoint: &Path, opts: &MountOptions) -> Result<Mou
         set_readahead(&path, kb);
     }
     let stop_watch = Arc::new(AtomicBool::new(false));
+    let snapshots = view.snapshot_count();
     let watch = Some(watch_prunes(view, session.notifier(), Arc::clone(&stop_watch)));
     Ok(Mounted {
         session,
         path,
+        snapshots,
         stop_watch,
         watch,
     })
@@ -174,6 +177,11 @@ impl Mounted {
     /// Where it is mounted.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How many snapshots it showed when it started serving.
+    pub fn snapshots(&self) -> usize {
+        self.snapshots
     }
 
     /// Serves until `stop` is set (then unmounts; the CLI sets it on SIGINT, SIGTERM and SIGHUP)

@@ -89,10 +89,21 @@ pub struct View {
 }
 
 impl View {
-    /// A view of `store`; synthesised nodes are owned by `uid`/`gid`.
+    /// A view of `store`, registered as its reader (so that a prune keeps what it serves);
+    /// synthesised nodes are owned by `uid`/`gid`. The registration, the snapshot list and
+    /// whether the store records extended attributes are asked for at once (for a remote
+    /// store: one round trip).
     pub fn new(store: Store, uid: u32, gid: u32, xattrs: XattrPolicy) -> ViewResult<View> {
+        let (registered, records_xattrs, listed) = std::thread::scope(|scope| {
+            let registered = scope.spawn(|| store.register_reader());
+            let records = (xattrs == XattrPolicy::Auto).then(|| scope.spawn(|| store.records_xattrs()));
+            let listed = store.snapshot_ids();
+            let records = records.map(joined);
+            (joined(registered), records, listed)
+        });
+        registered?;
         let serve_xattrs = match xattrs {
-            XattrPolicy::Auto => store.records_xattrs(),
+            XattrPolicy::Auto => records_xattrs.unwrap_or(true),
             XattrPolicy::On => true,
             XattrPolicy::Off => false,
         };
@@ -107,7 +118,7 @@ impl View {
             serve_xattrs,
             hidden_xattrs_told: AtomicBool::new(serve_xattrs || xattrs == XattrPolicy::Off),
         };
-        view.refresh()?;
+        view.take_listing(listed?);
         Ok(view)
     }
 
@@ -123,6 +134,11 @@ impl View {
         self.serve_xattrs
     }
 
+    /// How many snapshots the store had when last listed.
+    pub fn snapshot_count(&self) -> usize {
+        self.snapshots_listed().len()
+    }
+
     /// The store.
     pub fn store(&self) -> &Store {
         &self.store
@@ -131,6 +147,11 @@ impl View {
     /// Re-reads the store's snapshot list (new snapshots get the next numbers).
     pub fn refresh(&self) -> ViewResult<Arc<Vec<SnapshotId>>> {
         let ids = self.store.snapshot_ids()?;
+        Ok(self.take_listing(ids))
+    }
+
+    /// Takes `ids`, the store's snapshot list as just read: new snapshots get the next numbers.
+    fn take_listing(&self, ids: Vec<SnapshotId>) -> Arc<Vec<SnapshotId>> {
         let mut t = self.table.write();
         let known = t.by_number.len();
         for id in &ids {
@@ -153,7 +174,7 @@ impl View {
         }
         t.listed = Arc::new(ids);
         t.refreshed = Some(Instant::now());
-        Ok(Arc::clone(&t.listed))
+        Arc::clone(&t.listed)
     }
 
     /// The snapshot list as last read, without reading it again.
@@ -334,6 +355,11 @@ impl View {
             _ => Ok(Vec::new()),
         }
     }
+}
+
+/// The result of a scoped thread, its panic passed on.
+fn joined<T>(h: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
 }
 
 #[cfg(test)]

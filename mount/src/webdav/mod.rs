@@ -115,6 +115,8 @@ pub enum ServeError {
 pub struct WebdavServer {
     addr: SocketAddr,
     tls: bool,
+    /// Snapshots shown when it started serving.
+    snapshots: usize,
     runtime: Option<tokio::runtime::Runtime>,
     shutdown: Arc<tokio::sync::Notify>,
     stop_watch: Arc<AtomicBool>,
@@ -176,9 +178,9 @@ pub fn serve(store: Store, opts: &WebdavOptions) -> Result<WebdavServer, ServeEr
         .map(tls_config)
         .transpose()?
         .map(tokio_rustls::TlsAcceptor::from);
-    store.register_reader().map_err(crate::ViewError::from)?;
     let (uid, gid) = owner();
     let view = Arc::new(View::new(store, uid, gid, XattrPolicy::Off)?.with_cache_dir(opts.cache_dir.as_deref()));
+    let snapshots = view.snapshot_count();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(opts.threads.max(1))
         .max_blocking_threads(64)
@@ -207,6 +209,7 @@ pub fn serve(store: Store, opts: &WebdavOptions) -> Result<WebdavServer, ServeEr
     Ok(WebdavServer {
         addr,
         tls: opts.tls.is_some(),
+        snapshots,
         runtime: Some(runtime),
         shutdown,
         stop_watch,
@@ -285,6 +288,11 @@ impl WebdavServer {
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// How many snapshots it showed when it started serving.
+    pub fn snapshots(&self) -> usize {
+        self.snapshots
     }
 
     /// Its URL, `http://ADDR/` or `https://ADDR/`.

@@ -51,6 +51,12 @@ pub const CODEC_RAW: u8 = 0;
 /// Codec value of a frame stored as one zstd frame.
 pub const CODEC_ZSTD: u8 = 1;
 
+/// The most bytes a data object of `logical` bytes written by this build takes: its frames
+/// stored raw (a frame is compressed only when that makes it shorter), index and trailer.
+pub fn stored_len_bound(logical: u64) -> u64 {
+    HEADER_LEN + logical + INDEX_ENTRY_LEN * logical.div_ceil(u64::from(FRAME_SIZE)) + TRAILER_LEN
+}
+
 /// The 32-byte header of a data object with frames of `frame_size` bytes.
 pub fn header(frame_size: u32) -> [u8; HEADER_LEN as usize] {
     let mut h = [0u8; HEADER_LEN as usize];

@@ -79,7 +79,7 @@ impl Store {
     pub(crate) fn content_map(&self, content: &FileContent, size: u64) -> Result<Arc<ExtentMap>> {
         let map = match content.storage {
             Storage::Whole => {
-                let obj = self.data_object(&content.version.as_object())?;
+                let obj = self.data_object_of_len(&content.version.as_object(), size)?;
                 if obj.logical_len() != size {
                     return Err(Error::corrupt(
                         obj.describe(),

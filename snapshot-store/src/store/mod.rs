@@ -225,7 +225,15 @@ impl Store {
             }
         }
         let location = StoreLocation::Local(root.to_path_buf());
-        Store::assemble(Box::new(backend), root.to_path_buf(), location, options, config, None)
+        Store::assemble(
+            Box::new(backend),
+            root.to_path_buf(),
+            location,
+            options,
+            config,
+            None,
+            None,
+        )
     }
 
     /// Opens the store at `location`: a directory, or a bucket prefix (credentials from the
@@ -237,27 +245,39 @@ impl Store {
             StoreLocation::S3(at) => at,
         };
         let mut backend = remote_backend(at, &options)?;
-        // The config as last read here, kept under a name of the location, is used while the
-        // server's ETag is the same: an open costs one HEAD.
-        let copy = (options.cache_dir.as_ref()).map(|c| {
+        // The config and prune's files as last read here are kept under a name of the
+        // location, and used while the server's ETag is the same. They are read at once: an
+        // open waits for one round trip.
+        if let Some(cache) = &options.cache_dir {
             let name = blake3::hash(at.to_string().as_bytes()).to_hex();
-            c.join("locations").join(&name.as_str()[..32])
-        });
+            let dir = cache.join("locations").join(&name.as_str()[..32]);
+            if dir.is_file() {
+                // Where an older build kept the config alone.
+                let _ = fs::remove_file(&dir);
+            }
+            backend.set_kept_dir(dir);
+        }
         let key = Key::new(Key::CONFIG);
-        let bytes = match &copy {
-            Some(copy) => backend.read_validated(&key, copy)?,
-            None => backend.read(&key)?,
-        };
+        let (bytes, generation, epoch) = std::thread::scope(|scope| {
+            let generation = scope.spawn(|| readers::read_generation(&backend));
+            let epoch = scope.spawn(|| epoch::read_epoch(&backend));
+            let bytes = backend.read_current(&key);
+            let joined = |h: std::thread::ScopedJoinHandle<'_, Result<u64>>| {
+                h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+            };
+            (bytes, joined(generation), joined(epoch))
+        });
+        let bytes = bytes?;
         let Some(bytes) = bytes else {
             backend.check_bucket()?;
             return Err(Error::NotAStore {
                 path: PathBuf::from(at.to_string()),
             });
         };
-        let config = match (decode_config(&bytes, &backend.describe(&key)), &copy) {
+        let config = match (decode_config(&bytes, &backend.describe(&key)), backend.kept_copy(&key)) {
             (Ok(c), _) => c,
             // A damaged local copy is dropped and the config read again.
-            (Err(_), Some(copy)) if fs::remove_file(copy).is_ok() => {
+            (Err(_), Some(copy)) if fs::remove_file(&copy).is_ok() => {
                 let bytes = backend.read(&key)?.ok_or_else(|| Error::NotAStore {
                     path: PathBuf::from(at.to_string()),
                 })?;
@@ -265,12 +285,24 @@ impl Store {
             }
             (Err(e), _) => return Err(e),
         };
+        let seen = Seen {
+            generation: generation?,
+            epoch: epoch?,
+        };
         let root = local_state_dir(at, &options, &config)?;
         backend.set_local_dir(&root);
         let backend = DiskCache::new(Box::new(backend), root.join("files"));
         let frames = (options.frame_cache_bytes > 0)
             .then(|| Arc::new(FrameCache::new(root.join("frames"), options.frame_cache_bytes)));
-        Store::assemble(Box::new(backend), root, location.clone(), options, config, frames)
+        Store::assemble(
+            Box::new(backend),
+            root,
+            location.clone(),
+            options,
+            config,
+            frames,
+            Some(seen),
+        )
     }
 
     /// Creates a store at `location` (a missing or empty directory; an empty bucket prefix, in
@@ -309,10 +341,19 @@ impl Store {
         options: StoreOptions,
         config: StoreConfig,
         frame_cache: Option<Arc<FrameCache>>,
+        seen: Option<Seen>,
     ) -> Result<Store> {
         let n = |v| NonZeroUsize::new(v).unwrap_or(NonZeroUsize::MIN);
-        let seen_generation = readers::read_generation(backend.as_ref())?;
-        let seen_epoch = epoch::read_epoch(backend.as_ref())?;
+        let Seen {
+            generation: seen_generation,
+            epoch: seen_epoch,
+        } = match seen {
+            Some(seen) => seen,
+            None => Seen {
+                generation: readers::read_generation(backend.as_ref())?,
+                epoch: epoch::read_epoch(backend.as_ref())?,
+            },
+        };
         backend.observe_epoch(seen_epoch);
         let cache_bytes = options.cache_bytes;
         Ok(Store {
@@ -505,6 +546,13 @@ impl Store {
         let (h, m) = self.inner.frames.stats();
         (h, m, self.inner.frames.bytes())
     }
+}
+
+/// Prune's generation and the cache epoch as an open read them.
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    generation: u64,
+    epoch: u64,
 }
 
 /// The configuration of a new store at `place` (a new random id, this format version).

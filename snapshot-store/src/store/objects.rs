@@ -7,6 +7,7 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use super::{Inner, Store};
 use crate::error::{Error, Result};
+use crate::format::object as layout;
 use crate::id::ObjectId;
 use crate::store::backend::{Access, Blob, Key};
 use crate::store::object::DataObject;
@@ -14,10 +15,20 @@ use crate::store::object::DataObject;
 impl Store {
     /// Opens (or returns the cached) data object `id`.
     pub(crate) fn data_object(&self, id: &ObjectId) -> Result<Arc<DataObject>> {
+        self.data_object_expecting(id, None)
+    }
+
+    /// [`data_object`](Store::data_object) for an object holding `logical` bytes (a whole
+    /// file's): a small one is fetched from a remote store with one request.
+    pub(crate) fn data_object_of_len(&self, id: &ObjectId, logical: u64) -> Result<Arc<DataObject>> {
+        self.data_object_expecting(id, Some(layout::stored_len_bound(logical)))
+    }
+
+    fn data_object_expecting(&self, id: &ObjectId, small: Option<u64>) -> Result<Arc<DataObject>> {
         if let Some(o) = self.inner.objects.lock().get(id) {
             return Ok(Arc::clone(o));
         }
-        let o = Arc::new(self.open_data_object(id, true)?);
+        let o = Arc::new(self.open_data_object(id, true, small)?);
         self.inner.objects.lock().put(*id, Arc::clone(&o));
         Ok(o)
     }
@@ -25,10 +36,12 @@ impl Store {
     /// Data object `id` opened from the store itself, never from a local copy (what `verify`
     /// checks).
     pub(crate) fn data_object_in_store(&self, id: &ObjectId) -> Result<DataObject> {
-        self.open_data_object(id, false)
+        self.open_data_object(id, false, None)
     }
 
-    fn open_data_object(&self, id: &ObjectId, mirrored: bool) -> Result<DataObject> {
+    /// Opens data object `id`, from its mirror when `mirrored` and it has one; `small` is the
+    /// most bytes it can take, when known.
+    fn open_data_object(&self, id: &ObjectId, mirrored: bool, small: Option<u64>) -> Result<DataObject> {
         let key = Key::object(id);
         let what = format!("data object {} ({})", id.short(), self.backend().describe(&key));
         let cache = self.inner.frame_cache.as_ref().filter(|_| mirrored);
@@ -43,7 +56,11 @@ impl Store {
             };
             return Ok(DataObject::from_mirror(*id, Box::new(blob), what, mirror, index));
         }
-        let blob = self.backend().open(&key)?.ok_or_else(|| missing(&what))?;
+        let blob = match small {
+            Some(len) => self.backend().open_small(&key, len)?,
+            None => self.backend().open(&key)?,
+        };
+        let blob = blob.ok_or_else(|| missing(&what))?;
         match cache {
             Some(cache) => DataObject::from_blob_mirrored(*id, blob, what, cache),
             None => DataObject::from_blob(*id, blob, what),

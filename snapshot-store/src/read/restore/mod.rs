@@ -225,11 +225,16 @@ impl Restorer<'_> {
         };
         let size = |(index, _): &&(u32, PathBuf)| this.snap.entry(*index).map_or(0, |e| e.meta.size);
         let (large, small): (Vec<_>, Vec<_>) = this.files.iter().partition(|f| size(f) >= LARGE_FILE);
-        // From a remote store each small file waits on the network more than on a core: run
-        // as many at once as there are connections, twice over.
+        // From a remote store each small file waits a round trip for its one GET: run as many
+        // at once as the store allows small reads in flight.
         let pool = (this.store.is_remote())
             .then(|| {
-                let threads = (this.store.options().remote.connections * 2).max(rayon::current_num_threads());
+                let threads = this
+                    .store
+                    .options()
+                    .remote
+                    .small_reads()
+                    .max(rayon::current_num_threads());
                 rayon::ThreadPoolBuilder::new().num_threads(threads).build().ok()
             })
             .flatten();

@@ -54,6 +54,25 @@ impl DiskCache {
         }
     }
 
+    /// Store file `key` open, from the cache when it holds it; `small` is the length the
+    /// caller expects at most, if it knows one.
+    fn open_expecting(&self, key: &Key, small: Option<u64>) -> Result<Option<Box<dyn Blob>>> {
+        if let Some(bytes) = self.load(key) {
+            return Ok(Some(Box::new(MemoryBlob(bytes))));
+        }
+        let dir = self.dir_now();
+        let blob = match small {
+            Some(len) => self.inner.open_small(key, len)?,
+            None => self.inner.open(key)?,
+        };
+        match blob.as_ref().map(|b| b.whole()) {
+            Some(Some(whole)) => self.store(&dir, key, whole),
+            Some(None) => self.mark(&dir, key),
+            None => {}
+        }
+        Ok(blob)
+    }
+
     /// True for the files kept: those written once and never changed in place (manifests,
     /// version records, objects); never `config`, locks or prune's state.
     fn cacheable(key: &Key) -> bool {
@@ -225,17 +244,11 @@ impl Backend for DiskCache {
     }
 
     fn open(&self, key: &Key) -> Result<Option<Box<dyn Blob>>> {
-        if let Some(bytes) = self.load(key) {
-            return Ok(Some(Box::new(MemoryBlob(bytes))));
-        }
-        let dir = self.dir_now();
-        let blob = self.inner.open(key)?;
-        match blob.as_ref().map(|b| b.whole()) {
-            Some(Some(whole)) => self.store(&dir, key, whole),
-            Some(None) => self.mark(&dir, key),
-            None => {}
-        }
-        Ok(blob)
+        self.open_expecting(key, None)
+    }
+
+    fn open_small(&self, key: &Key, len: u64) -> Result<Option<Box<dyn Blob>>> {
+        self.open_expecting(key, Some(len))
     }
 
     fn exists(&self, key: &Key) -> Result<bool> {

@@ -168,6 +168,14 @@ pub(crate) trait Backend: Send + Sync + fmt::Debug {
     /// Store file `key` open for random-access reads, or `None` when there is none.
     fn open(&self, key: &Key) -> Result<Option<Box<dyn Blob>>>;
 
+    /// [`open`](Backend::open) for a store file the caller expects to hold at most `len`
+    /// bytes: a remote store then fetches all of it with one request (a longer file still
+    /// opens, and reads its start when asked).
+    fn open_small(&self, key: &Key, len: u64) -> Result<Option<Box<dyn Blob>>> {
+        let _ = len;
+        self.open(key)
+    }
+
     /// True when store file `key` exists.
     fn exists(&self, key: &Key) -> Result<bool>;
 

@@ -58,6 +58,7 @@ fn s3_backend(dir: &Path, options: RemoteOptions) -> Option<S3Backend> {
     std::fs::create_dir_all(dir.join("tmp")).unwrap();
     let mut b = S3Backend::new(&at, &credentials, &options, dir.join("tmp")).unwrap();
     b.set_local_dir(dir);
+    b.set_kept_dir(dir.join("kept"));
     b.prepare_empty(true).unwrap();
     Some(b)
 }
@@ -150,6 +151,13 @@ fn deleted_files_are_gone_and_deleting_twice_is_no_error() {
         assert_eq!(b.read_current(&state).unwrap().as_deref(), Some(&b"1\n"[..]));
         b.replace(&state, b"2\n").unwrap();
         assert_eq!(b.read_current(&state).unwrap().as_deref(), Some(&b"2\n"[..]));
+        assert_eq!(b.read_current(&state).unwrap().as_deref(), Some(&b"2\n"[..]));
+        b.delete(&state).unwrap();
+        b.flush_deletes("prune").unwrap();
+        assert_eq!(b.read_current(&state).unwrap(), None, "{}", b.location());
+        assert_eq!(b.read_current(&state).unwrap(), None, "{}", b.location());
+        b.replace(&state, b"3\n").unwrap();
+        assert_eq!(b.read_current(&state).unwrap().as_deref(), Some(&b"3\n"[..]));
     }
 }
 
@@ -541,4 +549,36 @@ fn sequential_reads_are_merged_into_a_few_growing_requests() {
     assert!(two == data);
     let gets = b.stats().get - before.get;
     assert!(gets <= 12, "{gets} GETs for two interleaved sequential readers");
+}
+
+#[test]
+fn a_file_expected_small_opens_with_one_request() {
+    for (b, _dir) in backends(RemoteOptions::default()) {
+        let key = Key::new("objects/cd/cdcd");
+        b.create(&key, &[7u8; 3000]).unwrap();
+        let gets = || b.remote_stats().map(|s| s.get);
+        let before = gets();
+        let blob = b.open_small(&key, 4000).unwrap().unwrap();
+        assert_eq!(blob.len(), 3000);
+        if let (Some(a), Some(z)) = (before, gets()) {
+            assert_eq!(z - a, 1, "one GET for the whole file");
+            assert_eq!(blob.whole().map(<[u8]>::len), Some(3000), "{}", b.location());
+        }
+        // Without the hint an object's start is fetched beside its end.
+        let before = gets();
+        let blob = b.open(&key).unwrap().unwrap();
+        assert_eq!(blob.len(), 3000);
+        if let (Some(a), Some(z)) = (before, gets()) {
+            assert_eq!(z - a, 2, "its start and its end");
+        }
+        // A file longer than expected still opens, and reads its start when asked.
+        let long = Key::new("objects/ce/cece");
+        let bytes: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        b.create(&long, &bytes).unwrap();
+        let blob = b.open_small(&long, 100_000).unwrap().unwrap();
+        assert_eq!(blob.len(), 300_000);
+        let mut first = vec![0u8; 1000];
+        blob.read_exact_at(&mut first, 0, Access::Random, "long").unwrap();
+        assert_eq!(first, bytes[..1000]);
+    }
 }

@@ -23,6 +23,8 @@ use crate::store::backend::{Access, Backend, Blob, Key};
 const TAIL: u64 = 64 << 10;
 /// Bytes fetched from the start of an object under `objects/` when it is opened.
 const HEAD: u64 = 64 << 10;
+/// The longest file an open fetches whole when the caller expects no more.
+const SMALL_WHOLE: u64 = 1 << 20;
 /// The first read-ahead window of a sequential read.
 const AHEAD_MIN: u64 = 1 << 20;
 /// The largest read-ahead window.
@@ -146,14 +148,19 @@ pub(crate) struct S3Blob {
 }
 
 impl S3Blob {
-    /// Opens store file `key` of `backend`, or `None` when there is none.
-    pub(crate) fn open(backend: &S3Backend, key: &Key) -> Result<Option<S3Blob>> {
-        let range = [("range", format!("bytes=-{TAIL}"))];
+    /// Opens store file `key` of `backend`, or `None` when there is none. `small` is the length
+    /// the caller expects the file to have at most, when it knows one: up to [`SMALL_WHOLE`],
+    /// one GET of that many last bytes then fetches all of it.
+    pub(crate) fn open(backend: &S3Backend, key: &Key, small: Option<u64>) -> Result<Option<S3Blob>> {
+        let small = small.filter(|len| *len <= SMALL_WHOLE);
+        let suffix = small.unwrap_or(0).max(TAIL);
+        let range = [("range", format!("bytes=-{suffix}"))];
         let first = [("range", format!("bytes=0-{}", HEAD - 1))];
         // The start of the object in parallel with its end: a data object's header is read
-        // next, and its first frame soon after.
+        // next, and its first frame soon after (unless the end is all of it).
+        let wants_head = small.is_none() && key.as_str().starts_with("objects/");
         let (reply, head) = std::thread::scope(|scope| {
-            let head = (key.as_str().starts_with("objects/")).then(|| scope.spawn(|| backend.get(key, &first, &[206])));
+            let head = wants_head.then(|| scope.spawn(|| backend.get(key, &first, &[206])));
             let reply = backend.get(key, &range, &[200, 206, 416]);
             (reply, head.and_then(|h| h.join().ok()))
         });
@@ -177,7 +184,7 @@ impl S3Blob {
                         what: backend.what("GET", key),
                         kind: RemoteFailure::Protocol,
                         reason: format!(
-                            "asked for the last {TAIL} bytes, got {} from byte {start} of {total}",
+                            "asked for the last {suffix} bytes, got {} from byte {start} of {total}",
                             reply.body.len()
                         ),
                     });

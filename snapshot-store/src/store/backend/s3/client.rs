@@ -6,8 +6,9 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rusty_s3::{Bucket, Credentials, S3Action};
 use ureq::http::{HeaderMap, StatusCode};
@@ -20,6 +21,17 @@ const SIGNATURE_TTL: Duration = Duration::from_secs(15 * 60);
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(20);
+
+/// When set (to anything), every request is written to stderr as it ends: milliseconds since
+/// the first request started and since this one did, method, key, range, status and bytes. A
+/// developer's aid for seeing which requests wait on which.
+const TRACE_VARIABLE: &str = "BACKUP_FS_TRACE_REQUESTS";
+
+/// The moment the first request started, when tracing is on.
+fn trace_epoch() -> Option<Instant> {
+    static EPOCH: OnceLock<Option<Instant>> = OnceLock::new();
+    *EPOCH.get_or_init(|| std::env::var_os(TRACE_VARIABLE).map(|_| Instant::now()))
+}
 
 /// What a request is, for the counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,12 +173,17 @@ impl Request<'_> {
     }
 }
 
+/// Small reads (whole small files, single frames) in flight per connection of
+/// [`ClientOptions::connections`]: each is one round trip for few bytes, so the link is idle
+/// unless many wait at once.
+pub(crate) const SMALL_READS_PER_CONNECTION: usize = 8;
+
 /// Retries, connections and timeouts of a client.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientOptions {
     /// Attempts after the first for a request that may succeed when repeated.
     pub retries: u32,
-    /// Connections kept open to the endpoint.
+    /// Uploads and large reads in flight at once (eight times as many small reads).
     pub connections: usize,
 }
 
@@ -200,8 +217,8 @@ impl Client {
             .timeout_recv_response(Some(Duration::from_secs(120)))
             .timeout_per_write(Some(Duration::from_secs(120)))
             .timeout_per_read(Some(Duration::from_secs(120)))
-            .max_idle_connections(options.connections.max(1) * 2)
-            .max_idle_connections_per_host(options.connections.max(1) * 2)
+            .max_idle_connections(options.connections.max(1) * SMALL_READS_PER_CONNECTION)
+            .max_idle_connections_per_host(options.connections.max(1) * SMALL_READS_PER_CONNECTION)
             .user_agent(concat!("backup-fs/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
@@ -296,10 +313,23 @@ impl Client {
         }
     }
 
+    /// [`send`](Client::send) without retries: one attempt, for a request whose failure costs
+    /// little and must not hold its caller up (a reader's registration removed at exit, which
+    /// otherwise expires).
+    pub(crate) fn send_once(&self, what: &dyn Fn() -> String, expected: &[u16], request: Request<'_>) -> Result<Reply> {
+        match self.attempt(request) {
+            Ok(reply) if expected.contains(&reply.status) => Ok(reply),
+            Ok(reply) => Err(status_error(what(), &reply)),
+            Err(failure) => Err(failure.into_error(what())),
+        }
+    }
+
     /// One attempt: the reply whatever its status, or the transport's failure.
     fn attempt(&self, r: Request<'_>) -> std::result::Result<Reply, Failure> {
         use rusty_s3::Method as M;
         self.counters.count(r.verb);
+        let traced =
+            trace_epoch().map(|epoch| (epoch, Instant::now(), r.method, r.url.path().to_string(), range_of(&r)));
         let url = r.url.as_str();
         let mut sent = 0u64;
         let result = match (r.method, r.body) {
@@ -341,8 +371,24 @@ impl Client {
                 .map_err(Failure::Transport)?
         };
         self.counters.bytes_down.fetch_add(body.len() as u64, Ordering::Relaxed);
+        if let Some((epoch, start, method, path, range)) = traced {
+            eprintln!(
+                "request {:>9.1} ms {:>7.1} ms {method:?} {path}{range} {status} up {sent} down {}",
+                start.duration_since(epoch).as_secs_f64() * 1e3,
+                start.elapsed().as_secs_f64() * 1e3,
+                body.len()
+            );
+        }
         Ok(Reply { status, headers, body })
     }
+}
+
+/// The `range` header of a traced request, as ` bytes=…`, or nothing.
+fn range_of(r: &Request<'_>) -> String {
+    (r.headers.iter())
+        .find(|(name, _)| *name == "range")
+        .map(|(_, v)| format!(" {v}"))
+        .unwrap_or_default()
 }
 
 fn with_headers<B>(

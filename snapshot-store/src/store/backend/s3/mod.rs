@@ -31,8 +31,9 @@ use crate::store::LiveReader;
 use crate::store::credentials::S3Credentials;
 use crate::store::location::S3Location;
 
-/// The changing files of which a copy is kept locally with its ETag.
-const KEPT: [&str; 3] = ["prune/generation", "prune/epoch", "prune/condemned"];
+/// The files read on every open (and `prune/condemned`, by every writer) of which a copy is
+/// kept locally with its ETag.
+const KEPT: [&str; 4] = ["config", "prune/generation", "prune/epoch", "prune/condemned"];
 
 /// Connections used by default for uploads and parallel reads.
 pub const DEFAULT_CONNECTIONS: usize = 4;
@@ -40,7 +41,8 @@ pub const DEFAULT_CONNECTIONS: usize = 4;
 /// How to talk to an object store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteOptions {
-    /// Requests in flight at once (uploads, parallel reads).
+    /// Uploads and large reads in flight at once; small reads (a restore's small files) use
+    /// eight times as many (see [`RemoteOptions::small_reads`]).
     pub connections: usize,
     /// Attempts after the first for a request that failed in a way a retry may mend.
     pub retries: u32,
@@ -55,6 +57,14 @@ pub struct RemoteOptions {
     /// Write even to a server that ignores conditional writes (`If-None-Match`, `If-Match`):
     /// safe only while the store never has two writers at once.
     pub unsafe_no_conditional_writes: bool,
+}
+
+impl RemoteOptions {
+    /// How many small reads (a whole small file, one frame) may be in flight at once: eight
+    /// per connection, as each waits a round trip for few bytes.
+    pub fn small_reads(&self) -> usize {
+        self.connections.max(1) * client::SMALL_READS_PER_CONNECTION
+    }
 }
 
 impl Default for RemoteOptions {
@@ -78,8 +88,8 @@ pub(crate) struct S3Backend {
     /// `PREFIX/`, or empty for a whole bucket.
     prefix: String,
     spool: PathBuf,
-    /// Where copies of changing files are kept with their ETags (see
-    /// [`read_validated`](S3Backend::read_validated)), once known.
+    /// Where copies of the files in [`KEPT`] are kept with their ETags (see
+    /// [`read_validated`](S3Backend::read_validated)), when there is a cache directory.
     kept: Option<PathBuf>,
     options: RemoteOptions,
     /// Part uploads in flight.
@@ -140,11 +150,16 @@ impl S3Backend {
         })
     }
 
-    /// Puts the spool (`tmp/`) and the copies of changing files (`kept/`) in `dir`, the
-    /// store's local state directory (known once the store's id is read).
+    /// Keeps copies of the files in [`KEPT`] in `dir` (named after the location, so that they
+    /// are found before the store's id is known).
+    pub(crate) fn set_kept_dir(&mut self, dir: PathBuf) {
+        self.kept = Some(dir);
+    }
+
+    /// Puts the spool (`tmp/`) in `dir`, the store's local state directory (known once the
+    /// store's id is read).
     pub(crate) fn set_local_dir(&mut self, dir: &Path) {
         self.spool = dir.join("tmp");
-        self.kept = Some(dir.join("kept"));
     }
 
     /// The request counters so far.
@@ -244,39 +259,40 @@ impl S3Backend {
     }
 
     /// The bytes of store file `key`, from `copy` (a local file of the ETag, a checksum and the
-    /// bytes it had when last read) when a HEAD finds the same ETag and the checksum matches;
-    /// else read, and `copy` rewritten.
-    pub(crate) fn read_validated(&self, key: &Key, copy: &Path) -> Result<Option<Vec<u8>>> {
-        let Some(etag) = self.head(key)? else {
-            return Ok(None);
-        };
-        if !etag.is_empty()
-            && let Ok(kept) = std::fs::read(copy)
-            && let Some(bytes) = kept_bytes(&kept, &etag)
-        {
-            return Ok(Some(bytes.to_vec()));
+    /// bytes it had when last read, or [`ABSENT`] when it was missing) when a HEAD finds the
+    /// same ETag (or still nothing); else read with one GET (no HEAD first when there is no
+    /// valid copy), and `copy` rewritten.
+    fn read_validated(&self, key: &Key, copy: &Path) -> Result<Option<Vec<u8>>> {
+        let kept = std::fs::read(copy).ok();
+        if let Some((etag, bytes)) = kept.as_deref().and_then(kept_parts) {
+            match self.head(key)? {
+                None if etag == ABSENT => return Ok(None),
+                None => {
+                    write_kept(copy, ABSENT, b"");
+                    return Ok(None);
+                }
+                Some(now) if now == etag => return Ok(Some(bytes.to_vec())),
+                Some(_) => {}
+            }
         }
         let reply = self.get(key, &[], &[200])?;
         if reply.status != 200 {
+            write_kept(copy, ABSENT, b"");
             return Ok(None);
         }
         let fresh = reply.header("etag").unwrap_or_default();
-        if !fresh.is_empty() && !fresh.contains('\n') {
-            let mut kept = format!("{fresh}\n{}\n", kept_sum(fresh, &reply.body)).into_bytes();
-            kept.extend_from_slice(&reply.body);
-            // Written aside and renamed, so that a crash never leaves half a copy.
-            if let Some(dir) = copy.parent()
-                && std::fs::create_dir_all(dir).is_ok()
-                && let Ok((mut f, temp)) = crate::os::file::create_temp(dir, "kept")
-            {
-                let written = std::io::Write::write_all(&mut f, &kept);
-                drop(f);
-                if written.is_err() || std::fs::rename(&temp, copy).is_err() {
-                    let _ = std::fs::remove_file(&temp);
-                }
-            }
+        if !fresh.is_empty() && !fresh.contains('\n') && fresh != ABSENT {
+            write_kept(copy, fresh, &reply.body);
         }
         Ok(Some(reply.body))
+    }
+
+    /// Where the local copy of store file `key` is kept, if it is one of [`KEPT`] and there is
+    /// a cache directory.
+    pub(crate) fn kept_copy(&self, key: &Key) -> Option<PathBuf> {
+        let dir = self.kept.as_ref()?;
+        KEPT.contains(&key.as_str())
+            .then(|| dir.join(key.as_str().replace('/', "%")))
     }
 
     /// The object key of store file `key`.
@@ -348,11 +364,32 @@ impl S3Backend {
     }
 }
 
-/// The bytes of a kept copy (`ETag \n checksum \n bytes`) if it is whole and of `etag`.
-fn kept_bytes<'a>(kept: &'a [u8], etag: &str) -> Option<&'a [u8]> {
+/// The ETag of a kept copy of a file that was missing (never a server's: theirs are quoted).
+const ABSENT: &str = "-";
+
+/// Writes the kept copy `copy` of a file with `etag` and `bytes`: aside, then renamed, so that a
+/// crash never leaves half a copy (a failure leaves no copy, which costs a GET).
+fn write_kept(copy: &Path, etag: &str, bytes: &[u8]) {
+    let mut kept = format!("{etag}\n{}\n", kept_sum(etag, bytes)).into_bytes();
+    kept.extend_from_slice(bytes);
+    if let Some(dir) = copy.parent()
+        && std::fs::create_dir_all(dir).is_ok()
+        && let Ok((mut f, temp)) = crate::os::file::create_temp(dir, "kept")
+    {
+        let written = std::io::Write::write_all(&mut f, &kept);
+        drop(f);
+        if written.is_err() || std::fs::rename(&temp, copy).is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+    }
+}
+
+/// The ETag and bytes of a kept copy (`ETag \n checksum \n bytes`), if it is whole.
+fn kept_parts(kept: &[u8]) -> Option<(&str, &[u8])> {
     let mut parts = kept.splitn(3, |&b| b == b'\n');
     let (tag, sum, bytes) = (parts.next()?, parts.next()?, parts.next()?);
-    (tag == etag.as_bytes() && sum == kept_sum(etag, bytes).as_bytes()).then_some(bytes)
+    let tag = std::str::from_utf8(tag).ok().filter(|t| !t.is_empty())?;
+    (sum == kept_sum(tag, bytes).as_bytes()).then_some((tag, bytes))
 }
 
 /// The checksum of a kept copy: 32 hex digits of blake3(ETag, 0x00, bytes).
@@ -383,7 +420,11 @@ impl Backend for S3Backend {
     }
 
     fn open(&self, key: &Key) -> Result<Option<Box<dyn Blob>>> {
-        blob::S3Blob::open(self, key).map(|b| b.map(|b| Box::new(b) as Box<dyn Blob>))
+        blob::S3Blob::open(self, key, None).map(|b| b.map(|b| Box::new(b) as Box<dyn Blob>))
+    }
+
+    fn open_small(&self, key: &Key, len: u64) -> Result<Option<Box<dyn Blob>>> {
+        blob::S3Blob::open(self, key, Some(len)).map(|b| b.map(|b| Box::new(b) as Box<dyn Blob>))
     }
 
     fn exists(&self, key: &Key) -> Result<bool> {
@@ -488,13 +529,11 @@ impl Backend for S3Backend {
     }
 
     fn read_current(&self, key: &Key) -> Result<Option<Vec<u8>>> {
-        // The few changing files read on every open or write are kept with their ETags;
-        // others (merge requests, journals) are read when needed, rarely.
-        match &self.kept {
-            Some(dir) if KEPT.contains(&key.as_str()) => {
-                self.read_validated(key, &dir.join(key.as_str().replace('/', "%")))
-            }
-            _ => self.read(key),
+        // The few files read on every open or write are kept with their ETags; others (merge
+        // requests, journals) are read when needed, rarely.
+        match self.kept_copy(key) {
+            Some(copy) => self.read_validated(key, &copy),
+            None => self.read(key),
         }
     }
 
@@ -541,16 +580,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kept_copies_are_used_only_whole_and_for_their_etag() {
+    fn kept_copies_are_used_only_whole() {
         let bytes = b"7\n";
         let kept = [format!("\"e1\"\n{}\n", kept_sum("\"e1\"", bytes)).as_bytes(), bytes].concat();
-        assert_eq!(kept_bytes(&kept, "\"e1\""), Some(&bytes[..]));
-        assert_eq!(kept_bytes(&kept, "\"e2\""), None, "another ETag");
+        assert_eq!(kept_parts(&kept), Some(("\"e1\"", &bytes[..])));
         for i in 0..kept.len() {
             let mut bad = kept.clone();
             bad[i] ^= 0x04;
-            assert_eq!(kept_bytes(&bad, "\"e1\""), None, "flip at {i}");
+            assert_eq!(kept_parts(&bad), None, "flip at {i}");
         }
-        assert_eq!(kept_bytes(&kept[..kept.len() - 1], "\"e1\""), None, "truncated");
+        assert_eq!(kept_parts(&kept[..kept.len() - 1]), None, "truncated");
+        assert_eq!(kept_parts(b"\nx\n7"), None, "no ETag");
     }
 }

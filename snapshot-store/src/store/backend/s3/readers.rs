@@ -147,12 +147,14 @@ impl Drop for RemoteRegistration {
         // Under the write lock, so that a refresh under way cannot recreate it afterwards.
         let mut deleted = s.writing.lock();
         *deleted = true;
+        // One attempt: a registration left behind expires after its TTL, and an exit with the
+        // network gone must not wait out the retries.
+        let request = s
+            .client
+            .object(rusty_s3::Method::Delete, &s.object, &[], &[], Body::Empty);
         let _ = s
             .client
-            .send(&|| format!("DELETE {}", s.describe), &[200, 204, 404], &|| {
-                s.client
-                    .object(rusty_s3::Method::Delete, &s.object, &[], &[], Body::Empty)
-            });
+            .send_once(&|| format!("DELETE {}", s.describe), &[200, 204, 404], request);
     }
 }
 

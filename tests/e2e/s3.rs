@@ -112,6 +112,21 @@ fn a_store_in_a_bucket_backs_up_restores_and_verifies_like_a_directory() {
                 }
             }
         }
+        // The versions tree (its manifests read several at once) shows the disk image's four
+        // distinct versions, each with the bytes of its day.
+        let dir = mnt.join("versions/vm/disk.img");
+        let mut versions: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        versions.sort();
+        assert_eq!(versions.len(), 4, "{versions:?}");
+        for (version, expected) in versions.iter().zip(&models) {
+            let e = &expected[std::path::Path::new("vm/disk.img")];
+            assert_eq!(
+                Some(blake3::hash(&fs::read(version).unwrap())),
+                e.content,
+                "{}",
+                version.display()
+            );
+        }
     }
 }
 

@@ -31,6 +31,10 @@ use super::inode::versions_ino;
 use super::{ROOT_INO, View};
 use crate::error::{ViewError, ViewResult};
 
+/// The most manifests of a remote store read at once while the index is built (so that a
+/// few hundred snapshots of a large tree do not all sit in memory).
+const MANIFESTS_AT_ONCE: usize = 16;
+
 /// Name of the versions tree's directory in the root.
 pub const VERSIONS: &[u8] = b"versions";
 
@@ -245,11 +249,19 @@ impl View {
             tree.clear();
         }
         let before = tree.folded.len();
-        for id in listed[tree.folded.len()..].iter() {
-            let number = self.number(id).ok_or(ViewError::NoSuchInode(ROOT_INO))?;
-            let stamp = cache::stamp(&self.store, id).unwrap_or_default();
-            let s = self.store.snapshot(id)?;
-            tree.fold(self, number, id, &s, stamp)?;
+        // A remote store's manifests are fetched several at once (each is a round trip), and
+        // folded in order.
+        let window = match self.store.is_remote() {
+            true => self.store.options().remote.small_reads().clamp(1, MANIFESTS_AT_ONCE),
+            false => 1,
+        };
+        for ids in listed[tree.folded.len()..].chunks(window) {
+            for (id, s) in ids.iter().zip(self.manifests(ids)) {
+                let number = self.number(id).ok_or(ViewError::NoSuchInode(ROOT_INO))?;
+                let stamp = cache::stamp(&self.store, id).unwrap_or_default();
+                let s = s?;
+                tree.fold(self, number, id, &s, stamp)?;
+            }
         }
         if tree.folded.len() != before
             && let Some(file) = &tree.file
@@ -262,6 +274,19 @@ impl View {
             tree.file = None;
         }
         Ok(())
+    }
+
+    /// The manifests of `ids`, in their order, read in parallel when there are several.
+    fn manifests(&self, ids: &[SnapshotId]) -> Vec<snapshot_store::Result<Arc<Snapshot>>> {
+        if let [id] = ids {
+            return vec![self.store.snapshot(id)];
+        }
+        std::thread::scope(|scope| {
+            let reads: Vec<_> = (ids.iter())
+                .map(|id| scope.spawn(move || self.store.snapshot(id)))
+                .collect();
+            reads.into_iter().map(super::joined).collect()
+        })
     }
 
     /// The attributes of versions directory `node`. Those of `versions/` itself are made up

@@ -225,19 +225,8 @@ mod tests {
     fn an_object_never_takes_more_than_its_bound() {
         let dir = tempfile::tempdir().unwrap();
         let fs = FRAME_SIZE as usize;
-        let mut x: u64 = 11;
-        let mut noise = |n: usize| -> Vec<u8> {
-            (0..n)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    x as u8
-                })
-                .collect()
-        };
         for n in [0usize, 1, 100, fs - 1, fs, fs + 1, 5 * fs + 7, 1 << 20] {
-            for data in [noise(n), sample(n)] {
+            for data in [crate::testdata::pseudo(n, n as u64), sample(n)] {
                 let (_, path) = write_object(dir.path(), &data);
                 let stored = std::fs::metadata(&path).unwrap().len();
                 let bound = crate::format::object::stored_len_bound(n as u64);

@@ -225,6 +225,7 @@ impl Store {
             }
         }
         let location = StoreLocation::Local(root.to_path_buf());
+        let seen = Seen::read(&backend)?;
         Store::assemble(
             Box::new(backend),
             root.to_path_buf(),
@@ -232,7 +233,7 @@ impl Store {
             options,
             config,
             None,
-            None,
+            seen,
         )
     }
 
@@ -294,15 +295,7 @@ impl Store {
         let backend = DiskCache::new(Box::new(backend), root.join("files"));
         let frames = (options.frame_cache_bytes > 0)
             .then(|| Arc::new(FrameCache::new(root.join("frames"), options.frame_cache_bytes)));
-        Store::assemble(
-            Box::new(backend),
-            root,
-            location.clone(),
-            options,
-            config,
-            frames,
-            Some(seen),
-        )
+        Store::assemble(Box::new(backend), root, location.clone(), options, config, frames, seen)
     }
 
     /// Creates a store at `location` (a missing or empty directory; an empty bucket prefix, in
@@ -341,19 +334,13 @@ impl Store {
         options: StoreOptions,
         config: StoreConfig,
         frame_cache: Option<Arc<FrameCache>>,
-        seen: Option<Seen>,
+        seen: Seen,
     ) -> Result<Store> {
         let n = |v| NonZeroUsize::new(v).unwrap_or(NonZeroUsize::MIN);
         let Seen {
             generation: seen_generation,
             epoch: seen_epoch,
-        } = match seen {
-            Some(seen) => seen,
-            None => Seen {
-                generation: readers::read_generation(backend.as_ref())?,
-                epoch: epoch::read_epoch(backend.as_ref())?,
-            },
-        };
+        } = seen;
         backend.observe_epoch(seen_epoch);
         let cache_bytes = options.cache_bytes;
         Ok(Store {
@@ -553,6 +540,16 @@ impl Store {
 struct Seen {
     generation: u64,
     epoch: u64,
+}
+
+impl Seen {
+    /// Both, read one after the other from `backend`.
+    fn read(backend: &dyn Backend) -> Result<Seen> {
+        Ok(Seen {
+            generation: readers::read_generation(backend)?,
+            epoch: epoch::read_epoch(backend)?,
+        })
+    }
 }
 
 /// The configuration of a new store at `place` (a new random id, this format version).

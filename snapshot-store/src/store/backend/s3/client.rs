@@ -173,18 +173,13 @@ impl Request<'_> {
     }
 }
 
-/// Small reads (whole small files, single frames) in flight per connection of
-/// [`ClientOptions::connections`]: each is one round trip for few bytes, so the link is idle
-/// unless many wait at once.
-pub(crate) const SMALL_READS_PER_CONNECTION: usize = 8;
-
 /// Retries, connections and timeouts of a client.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ClientOptions {
     /// Attempts after the first for a request that may succeed when repeated.
     pub retries: u32,
-    /// Uploads and large reads in flight at once (eight times as many small reads).
-    pub connections: usize,
+    /// Connections kept open: as many as requests may be in flight.
+    pub pool: usize,
 }
 
 /// A bucket, the credentials to use it, and connections to its endpoint.
@@ -217,8 +212,8 @@ impl Client {
             .timeout_recv_response(Some(Duration::from_secs(120)))
             .timeout_per_write(Some(Duration::from_secs(120)))
             .timeout_per_read(Some(Duration::from_secs(120)))
-            .max_idle_connections(options.connections.max(1) * SMALL_READS_PER_CONNECTION)
-            .max_idle_connections_per_host(options.connections.max(1) * SMALL_READS_PER_CONNECTION)
+            .max_idle_connections(options.pool.max(1))
+            .max_idle_connections_per_host(options.pool.max(1))
             .user_agent(concat!("backup-fs/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();

@@ -38,6 +38,10 @@ const KEPT: [&str; 4] = ["config", "prune/generation", "prune/epoch", "prune/con
 /// Connections used by default for uploads and parallel reads.
 pub const DEFAULT_CONNECTIONS: usize = 4;
 
+/// Small reads (a whole small file, one frame) in flight per connection: each is one round
+/// trip for few bytes, so the link is idle unless many wait at once.
+const SMALL_READS_PER_CONNECTION: usize = 8;
+
 /// How to talk to an object store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteOptions {
@@ -63,7 +67,7 @@ impl RemoteOptions {
     /// How many small reads (a whole small file, one frame) may be in flight at once: eight
     /// per connection, as each waits a round trip for few bytes.
     pub fn small_reads(&self) -> usize {
-        self.connections.max(1) * client::SMALL_READS_PER_CONNECTION
+        self.connections.max(1) * SMALL_READS_PER_CONNECTION
     }
 }
 
@@ -132,7 +136,7 @@ impl S3Backend {
             creds,
             ClientOptions {
                 retries: options.retries,
-                connections: options.connections,
+                pool: options.small_reads(),
             },
         );
         let prefix = match location.prefix.as_str() {

@@ -54,15 +54,15 @@ impl Mount {
     }
 
     pub(crate) fn start_with(env: &Env, path: &Path, extra: &[&str]) -> Mount {
-        fs::create_dir_all(path).unwrap();
         let mut args = vec!["mount", path.to_str().unwrap()];
         args.extend_from_slice(extra);
-        let child = env
-            .cmd(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        Mount::start_cmd(env.cmd(&args), path)
+    }
+
+    /// Runs `cmd`, a `backup-fs mount` of `path`, and waits for the mount to appear.
+    pub(crate) fn start_cmd(mut cmd: std::process::Command, path: &Path) -> Mount {
+        fs::create_dir_all(path).unwrap();
+        let child = cmd.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
         let mut m = Mount {
             child: Some(child),
             path: path.to_path_buf(),
@@ -79,6 +79,13 @@ impl Mount {
             std::thread::sleep(Duration::from_millis(20));
         }
         m
+    }
+
+    /// Unmounts by SIGTERM; returns what the mount printed on stderr.
+    pub(crate) fn stop(mut self) -> String {
+        let (status, err) = self.signal(rustix::process::Signal::TERM);
+        assert!(status.success(), "the mount exited with {status}: {err}");
+        err
     }
 
     fn signal(&mut self, sig: rustix::process::Signal) -> (std::process::ExitStatus, String) {

@@ -422,3 +422,159 @@ fn a_write_killed_mid_upload_changes_nothing_and_its_rerun_sends_only_the_rest()
     env.ok(&["restore", "latest", target.to_str().unwrap()]);
     assert_same_tree(&model(&src), &model(&target), is_root());
 }
+
+/// The object GETs of a `BACKUP_FS_TRACE_REQUESTS` trace: key, range, start and end in ms.
+fn traced_object_gets(stderr: &str) -> Vec<(String, String, f64, f64)> {
+    (stderr.lines())
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            // request START ms DURATION ms Get /BUCKET/KEY [RANGE] STATUS ...
+            if w.first() != Some(&"request") || w.get(5) != Some(&"Get") {
+                return None;
+            }
+            let key = w.get(6)?.split_once("/objects/")?.1.to_string();
+            let range = w.get(7).filter(|r| r.starts_with("bytes=")).unwrap_or(&"").to_string();
+            let (start, took): (f64, f64) = (w.get(1)?.parse().ok()?, w.get(3)?.parse().ok()?);
+            Some((key, range, start, start + took))
+        })
+        .collect()
+}
+
+#[test]
+fn a_delta_chain_read_over_s3_opens_all_its_objects_at_once() {
+    if !have(&[Need::S3]) {
+        return;
+    }
+    // Four days of a file with scattered changes: a full and three deltas, each with its own
+    // literal object.
+    let env = Env::s3(&["--min-delta-size", "64K"]).unwrap();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    let mut data = pseudo(4 << 20, 9);
+    for day in 0..4u64 {
+        for i in 0..8 * day {
+            let at = ((i * 524_287 + day * 4_099) as usize % (data.len() - 4096)) & !4095;
+            data[at..at + 4096].copy_from_slice(&pseudo(4096, day * 100 + i));
+        }
+        fs::write(src.join("big"), &data).unwrap();
+        env.write(&src, &[]);
+    }
+    // Read the newest through a proxy that delays every request by 150 ms, with an empty cache.
+    let (endpoint, _, _) = s3_server().unwrap();
+    let proxy = Proxy::start(
+        &endpoint,
+        ProxyOptions {
+            delay: Duration::from_millis(150),
+            ..ProxyOptions::default()
+        },
+    );
+    let store = env.store.to_str().unwrap().replace(&endpoint, &proxy.endpoint);
+    let cache = env.path("cold-cache");
+    let mut cmd = env.cmd_at(
+        Path::new(&store),
+        &["--cache-dir", cache.to_str().unwrap(), "cat", "latest", "big"],
+    );
+    cmd.env("BACKUP_FS_TRACE_REQUESTS", "1");
+    let out = run_with_timeout(cmd, &["cat"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout == data, "cat gave other bytes");
+    let gets = traced_object_gets(&String::from_utf8_lossy(&out.stderr));
+    // Each object is opened once: one GET of its end (its index).
+    let mut indexes: Vec<_> = gets.iter().filter(|g| g.1.starts_with("bytes=-")).collect();
+    let mut keys: Vec<_> = indexes.iter().map(|g| g.0.clone()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), indexes.len(), "an object opened twice: {gets:?}");
+    assert_eq!(keys.len(), 4, "the full's object and three deltas' literals: {gets:?}");
+    // All four opens were in flight together, not one after another as the reads got to them.
+    indexes.sort_by(|a, b| a.2.total_cmp(&b.2));
+    let first_done = indexes.iter().map(|g| g.3).fold(f64::INFINITY, f64::min);
+    assert!(
+        indexes.iter().all(|g| g.2 < first_done),
+        "opened one after another: {indexes:?}"
+    );
+}
+
+/// `env`'s store reached through a proxy that delays every request by `delay`, with a cache
+/// of its own (empty).
+fn delayed(env: &Env, delay: Duration) -> (Proxy, Env) {
+    let (endpoint, _, _) = s3_server().unwrap();
+    let proxy = Proxy::start(
+        &endpoint,
+        ProxyOptions {
+            delay,
+            ..ProxyOptions::default()
+        },
+    );
+    let store = env.store.to_str().unwrap().replace(&endpoint, &proxy.endpoint);
+    let dir = tempfile::Builder::new().prefix("bfs-test").tempdir().unwrap();
+    (
+        proxy,
+        Env {
+            dir,
+            store: store.into(),
+        },
+    )
+}
+
+#[test]
+fn a_short_read_over_s3_fetches_the_frames_it_straddles_in_one_round_trip() {
+    if !have(&[Need::S3]) || !crate::mount::fuse_available() {
+        return;
+    }
+    // A full and a delta whose literal object holds two runs, 512 KiB at 1 MiB and at 3 MiB.
+    let env = Env::s3(&["--min-delta-size", "64K"]).unwrap();
+    let src = env.path("src");
+    fs::create_dir_all(&src).unwrap();
+    let mut data = pseudo(6 << 20, 21);
+    fs::write(src.join("big"), &data).unwrap();
+    env.write(&src, &[]);
+    for (at, seed) in [(1 << 20, 22), (3 << 20, 23)] {
+        data[at..at + (512 << 10)].copy_from_slice(&pseudo(512 << 10, seed));
+    }
+    fs::write(src.join("big"), &data).unwrap();
+    env.write(&src, &[]);
+
+    let (_proxy, far) = delayed(&env, Duration::from_millis(150));
+    let mnt = far.path("mnt");
+    let mut cmd = far.cmd(&["mount", mnt.to_str().unwrap()]);
+    cmd.env("BACKUP_FS_TRACE_REQUESTS", "1");
+    let mount = crate::mount::Mount::start_cmd(cmd, &mnt);
+    let newest = (fs::read_dir(&mnt).unwrap())
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(|c: char| c.is_ascii_digit()))
+        .max()
+        .unwrap();
+    let file = fs::File::open(mnt.join(newest).join("big")).unwrap();
+    rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Random).unwrap();
+    let pread = |at: usize, len: usize| {
+        let mut buf = vec![0u8; len];
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, at as u64).unwrap();
+        assert!(buf == data[at..at + len], "other bytes at {at}");
+    };
+    // Settle the opens (index GETs) first, away from both places read below.
+    pread(5 << 20, 4096);
+    // Across a frame boundary of the full's object (32 KiB frames), then across the boundary
+    // between the full's bytes and the literal object's second run.
+    pread((2 << 20) - 2048, 4096);
+    pread((3 << 20) - 2048, 4096);
+    drop(file);
+    let gets = traced_object_gets(&mount.stop());
+    // Frame reads: neither an open's GET of an object's end nor of its start.
+    let frames: Vec<_> = (gets.iter())
+        .filter(|g| !g.1.starts_with("bytes=-") && !g.1.starts_with("bytes=0-"))
+        .collect();
+    let span = |r: &str| {
+        let (a, b) = r.trim_start_matches("bytes=").split_once('-').unwrap();
+        b.parse::<u64>().unwrap() + 1 - a.parse::<u64>().unwrap()
+    };
+    assert_eq!(
+        frames.len(),
+        4,
+        "one GET for the first read, one for the second, two for the third: {gets:?}"
+    );
+    assert_eq!(span(&frames[1].1), 64 << 10, "two frames with one GET: {frames:?}");
+    let (a, b) = (frames[2], frames[3]);
+    assert_ne!(a.0, b.0, "the third read's GETs are of two objects: {frames:?}");
+    assert!(a.2 < b.3 && b.2 < a.3, "and in flight together: {frames:?}");
+}

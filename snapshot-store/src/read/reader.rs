@@ -2,6 +2,7 @@
 //! read per extent through the shared frame cache. Cost does not depend on chain depth.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, Result};
 use crate::format::extent::ExtentMap;
@@ -20,6 +21,8 @@ pub struct FileReader {
     pub(super) store: Store,
     pub(super) version: VersionId,
     pub(super) map: Arc<ExtentMap>,
+    /// Set once the objects of `map` were opened ahead ([`Store::open_ahead`]).
+    pub(super) opened_ahead: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for FileReader {
@@ -38,6 +41,7 @@ impl FileReader {
             store: store.clone(),
             version: content.version,
             map: store.content_map(content, size)?,
+            opened_ahead: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -73,6 +77,9 @@ impl FileReader {
         } else {
             Access::Sequential
         };
+        if access == Access::Random && self.store.is_remote() {
+            self.fetch_at_once(offset, buf.len() as u64)?;
+        }
         let mut done = 0usize;
         for piece in self.map.pieces(offset, buf.len() as u64) {
             let out = &mut buf[done..done + piece.len as usize];
@@ -82,7 +89,55 @@ impl FileReader {
             }
             done += piece.len as usize;
         }
+        // The first read opens what it needs itself, on the connections already open; the
+        // other objects open after it.
+        self.open_ahead_once();
         Ok(done)
+    }
+
+    /// In a remote store, starts opening every data object the version reads from (once per
+    /// open file), so that the first read in each waits for its frames only.
+    pub(super) fn open_ahead_once(&self) {
+        if !self.opened_ahead.swap(true, Ordering::Relaxed) {
+            self.store.open_ahead(self.map.objects());
+        }
+    }
+
+    /// Fetches the frames a short read of a remote store needs, when it needs more than one
+    /// (it straddles frames or extents): each object's run of frames with one request, the
+    /// objects in parallel, so the read waits one round trip rather than one per frame.
+    fn fetch_at_once(&self, offset: u64, len: u64) -> Result<()> {
+        let mut runs: Vec<(Arc<DataObject>, u32, u32)> = Vec::new();
+        for piece in self.map.pieces(offset, len) {
+            let Some((id, off)) = piece.source else { continue };
+            let obj = self.store.data_object(&id)?;
+            self.check_range(&obj, off, piece.len as usize)?;
+            let fs = u64::from(obj.frame_size());
+            let (first, end) = ((off / fs) as u32, (off + piece.len).div_ceil(fs) as u32);
+            match runs.last_mut() {
+                Some((o, _, e)) if o.id() == id && first <= *e => *e = (*e).max(end),
+                _ => runs.push((obj, first, end)),
+            }
+        }
+        let wanted = |(o, first, end): &(Arc<DataObject>, u32, u32)| {
+            (*first..*end).filter(|&i| !self.store.frame_cached(o, i)).count()
+        };
+        runs.retain(|r| wanted(r) > 0);
+        match runs.as_slice() {
+            [] => Ok(()),
+            [one] if wanted(one) < 2 => Ok(()),
+            [(o, first, end)] => self.store.fetch_frames(o, *first, *end, Access::Random),
+            _ => std::thread::scope(|scope| {
+                let fetches: Vec<_> = (runs.iter())
+                    .map(|(o, first, end)| {
+                        scope.spawn(move || self.store.fetch_frames(o, *first, *end, Access::Random))
+                    })
+                    .collect();
+                fetches
+                    .into_iter()
+                    .try_for_each(|f| f.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            }),
+        }
     }
 
     fn read_object(&self, id: &ObjectId, off: u64, out: &mut [u8], access: Access) -> Result<()> {

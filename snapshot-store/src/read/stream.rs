@@ -36,6 +36,7 @@ impl FileReader {
     /// costs no thread). The decoding threads of larger ones are this call's own (not rayon's),
     /// so `stream` may be called from inside a rayon task without starving the pool.
     pub fn stream(&self, mut f: impl FnMut(Window<'_>) -> Result<()>) -> Result<()> {
+        self.open_ahead_once();
         let tasks = self.windows();
         let data_tasks: Vec<(u64, u64)> = tasks.iter().filter(|t| t.2).map(|t| (t.0, t.1)).collect();
         let frames = StreamFrames::new();

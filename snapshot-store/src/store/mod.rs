@@ -39,7 +39,6 @@ use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use lru::LruCache;
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
@@ -58,7 +57,7 @@ use crate::os::file as fsio;
 use crate::store::backend::{Access, Backend, Blob, DiskCache, Key, LocalBackend, S3Backend};
 pub use crate::store::backend::{DEFAULT_CONNECTIONS, RemoteOptions, RemoteStats};
 use crate::store::cache::ByteLru;
-use crate::store::object::{DataObject, FrameCache};
+use crate::store::object::FrameCache;
 
 pub use credentials::{CredentialsError, S3Credentials, find_credentials};
 pub use location::{LocationError, S3Location, StoreLocation};
@@ -120,7 +119,7 @@ struct Inner {
     frames: ByteLru<(ObjectId, u32), Vec<u8>>,
     /// The on-disk frame cache under `frames` (remote stores only).
     frame_cache: Option<Arc<FrameCache>>,
-    objects: Mutex<LruCache<ObjectId, Arc<DataObject>>>,
+    objects: objects::OpenObjects,
     versions: ByteLru<VersionId, FileVersion>,
     maps: ByteLru<VersionId, ExtentMap>,
     signatures: ByteLru<ObjectId, Signature>,
@@ -352,7 +351,7 @@ impl Store {
                 config,
                 frames: ByteLru::new(cache_bytes),
                 frame_cache,
-                objects: Mutex::new(LruCache::new(n(OPEN_OBJECTS))),
+                objects: objects::OpenObjects::new(n(OPEN_OBJECTS)),
                 versions: ByteLru::new((cache_bytes / 8).max(8 << 20)),
                 maps: ByteLru::new((cache_bytes / 2).max(16 << 20)),
                 signatures: ByteLru::new(256 << 20),

@@ -47,11 +47,7 @@ impl Holder {
     }
 
     fn decode(text: &str) -> Option<Holder> {
-        let mut lines = text.lines();
-        if lines.next()? != "backup-fs writer lock" {
-            return None;
-        }
-        let mut field = |name: &str| lines.next()?.strip_prefix(name)?.strip_prefix(": ").map(str::to_string);
+        let mut field = super::text_fields(text, "backup-fs writer lock")?;
         Some(Holder {
             host: field("host")?,
             pid: field("pid")?.parse().ok()?,

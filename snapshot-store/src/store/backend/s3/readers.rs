@@ -41,11 +41,7 @@ impl Entry {
     }
 
     fn decode(text: &str) -> Option<Entry> {
-        let mut lines = text.lines();
-        if lines.next()? != "backup-fs reader" {
-            return None;
-        }
-        let mut field = |name: &str| lines.next()?.strip_prefix(name)?.strip_prefix(": ").map(str::to_string);
+        let mut field = super::text_fields(text, "backup-fs reader")?;
         Some(Entry {
             generation: field("generation")?.parse().ok()?,
             host: field("host")?,

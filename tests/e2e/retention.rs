@@ -48,7 +48,7 @@ fn daily_writes_with_a_stored_policy_forget_merge_and_free() {
     let policy = json(&env.ok(&["policy", "show", "--json"]));
     assert_eq!(policy["retention"]["keep_daily"], 3);
     assert_eq!(policy["retention"]["delta_merge"], true);
-    assert_eq!(policy["format_version"], 2);
+    assert_eq!(policy["format_version"], 3);
     let src = env.path("src");
     fs::create_dir(&src).unwrap();
     let mut days = Vec::new();

@@ -425,6 +425,11 @@ fn a_write_killed_mid_upload_changes_nothing_and_its_rerun_sends_only_the_rest()
 
 /// The object GETs of a `BACKUP_FS_TRACE_REQUESTS` trace: key, range, start and end in ms.
 fn traced_object_gets(stderr: &str) -> Vec<(String, String, f64, f64)> {
+    traced_gets(stderr, "/objects/")
+}
+
+/// The GETs of keys under `dir` (`/objects/`, `/versions/`) in a trace.
+fn traced_gets(stderr: &str, dir: &str) -> Vec<(String, String, f64, f64)> {
     (stderr.lines())
         .filter_map(|l| {
             let w: Vec<&str> = l.split_whitespace().collect();
@@ -432,7 +437,7 @@ fn traced_object_gets(stderr: &str) -> Vec<(String, String, f64, f64)> {
             if w.first() != Some(&"request") || w.get(5) != Some(&"Get") {
                 return None;
             }
-            let key = w.get(6)?.split_once("/objects/")?.1.to_string();
+            let key = w.get(6)?.split_once(dir)?.1.to_string();
             let range = w.get(7).filter(|r| r.starts_with("bytes=")).unwrap_or(&"").to_string();
             let (start, took): (f64, f64) = (w.get(1)?.parse().ok()?, w.get(3)?.parse().ok()?);
             Some((key, range, start, start + took))
@@ -441,7 +446,7 @@ fn traced_object_gets(stderr: &str) -> Vec<(String, String, f64, f64)> {
 }
 
 #[test]
-fn a_delta_chain_read_over_s3_opens_all_its_objects_at_once() {
+fn a_delta_chain_read_over_s3_fetches_its_records_and_opens_its_objects_at_once() {
     if !have(&[Need::S3]) {
         return;
     }
@@ -478,7 +483,20 @@ fn a_delta_chain_read_over_s3_opens_all_its_objects_at_once() {
     let out = run_with_timeout(cmd, &["cat"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.stdout == data, "cat gave other bytes");
-    let gets = traced_object_gets(&String::from_utf8_lossy(&out.stderr));
+    let trace = String::from_utf8_lossy(&out.stderr);
+    // The newest record names its base and the two versions under it: those three records
+    // are fetched together, after it.
+    let mut records = traced_gets(&trace, "/versions/");
+    assert_eq!(records.len(), 4, "{records:?}");
+    records.sort_by(|a, b| a.2.total_cmp(&b.2));
+    let rest = &records[1..];
+    assert!(records[0].3 <= rest[0].2, "the newest record first: {records:?}");
+    let first_done = rest.iter().map(|g| g.3).fold(f64::INFINITY, f64::min);
+    assert!(
+        rest.iter().all(|g| g.2 < first_done),
+        "records one after another: {records:?}"
+    );
+    let gets = traced_object_gets(&trace);
     // Each object is opened once: one GET of its end (its index).
     let mut indexes: Vec<_> = gets.iter().filter(|g| g.1.starts_with("bytes=-")).collect();
     let mut keys: Vec<_> = indexes.iter().map(|g| g.0.clone()).collect();

@@ -1,5 +1,5 @@
 //! The store's configuration file (`config`): its id, creation time, default delta policy and
-//! (format version 2) retention policy. Its envelope's version is the store's format version.
+//! (format version 2 and later) retention policy. Its envelope's version is the store's format version.
 #![deny(clippy::indexing_slicing, clippy::unwrap_used)]
 
 use crate::error::Result;
@@ -45,7 +45,8 @@ impl StoreConfig {
         let policy = Policy::decode(&mut d)?;
         let retention = match format {
             FormatVersion::V1 => Retention::default(),
-            FormatVersion::V2 => Retention::decode(&mut d)?,
+            // Version 3 changed version records only.
+            FormatVersion::V2 | FormatVersion::V3 => Retention::decode(&mut d)?,
         };
         d.finish()?;
         Ok(StoreConfig {
@@ -74,7 +75,7 @@ mod tests {
             created_ns: -3,
             policy: Policy::default(),
             retention: Retention {
-                delta_merge: format == FormatVersion::V2,
+                delta_merge: format >= FormatVersion::V2,
                 ..Retention::default()
             },
             format,
@@ -86,6 +87,7 @@ mod tests {
         for (format, len) in [
             (FormatVersion::V1, 46),
             (FormatVersion::V2, 46 + Retention::ENCODED_LEN),
+            (FormatVersion::V3, 46 + Retention::ENCODED_LEN),
         ] {
             let c = sample(format);
             let p = c.encode();

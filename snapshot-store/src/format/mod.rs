@@ -36,11 +36,14 @@ pub enum FormatVersion {
     /// Retention (2026-12): the retention policy in `config`, prune's files. A file whose
     /// layout did not change is still written as version 1.
     V2 = 2,
+    /// Lineages (2026-12): version records that name the versions under their base, so that a
+    /// remote store's reader fetches a chain's records at once.
+    V3 = 3,
 }
 
 impl FormatVersion {
     /// The newest version this build reads and writes.
-    pub const CURRENT: FormatVersion = FormatVersion::V2;
+    pub const CURRENT: FormatVersion = FormatVersion::V3;
 
     /// The number written on disk.
     pub const fn number(self) -> u16 {
@@ -71,6 +74,7 @@ impl TryFrom<u16> for FormatVersion {
         match v {
             1 => Ok(FormatVersion::V1),
             2 => Ok(FormatVersion::V2),
+            3 => Ok(FormatVersion::V3),
             _ => Err(()),
         }
     }
@@ -84,14 +88,15 @@ mod tests {
     fn versions_check() {
         assert_eq!(FormatVersion::check(1, "f").unwrap(), FormatVersion::V1);
         assert_eq!(FormatVersion::check(2, "f").unwrap(), FormatVersion::V2);
+        assert_eq!(FormatVersion::check(3, "f").unwrap(), FormatVersion::V3);
         assert!(matches!(FormatVersion::check(0, "f"), Err(Error::Corrupt { .. })));
-        let err = FormatVersion::check(3, "file f").unwrap_err();
+        let err = FormatVersion::check(4, "file f").unwrap_err();
         assert!(
             matches!(
                 err,
                 Error::UnsupportedVersion {
-                    found: 3,
-                    supported: 2,
+                    found: 4,
+                    supported: 3,
                     ..
                 }
             ),

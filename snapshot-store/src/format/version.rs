@@ -10,6 +10,7 @@
 use std::fmt;
 
 use crate::error::Result;
+use crate::format::FormatVersion;
 use crate::format::codec::{Decoder, Encoder};
 use crate::format::delta::{DeltaOp, decode_ops, encode_ops};
 use crate::id::{ObjectId, VersionId};
@@ -96,7 +97,16 @@ pub struct FileVersion {
     pub stored_bytes: u64,
     /// When it was written, nanoseconds since the Unix epoch.
     pub time_ns: i64,
+    /// The versions under `base` down to the first a chain can be rebuilt from (a full, a
+    /// merged full or one with a map checkpoint), nearest first, as the writer knew them
+    /// (format version 3): a hint that lets a reader fetch the chain's records at once rather
+    /// than one base link after another. Empty for fulls, when `base` is such a version, and in
+    /// records of older formats.
+    pub lineage: Vec<VersionId>,
 }
+
+/// The most versions a record's lineage may name.
+pub const LINEAGE_MAX: usize = 4096;
 
 impl FileVersion {
     /// Bytes of memory this record holds (for cache accounting).
@@ -104,7 +114,37 @@ impl FileVersion {
         std::mem::size_of::<Self>() + self.ops.len() * std::mem::size_of::<DeltaOp>()
     }
 
-    /// Encodes the record's payload.
+    /// True for the versions a chain can be rebuilt from without their bases: fulls, merged
+    /// fulls and versions with a map checkpoint.
+    pub fn starts_a_map(&self) -> bool {
+        self.kind.is_full() || self.map_checkpoint.is_some()
+    }
+
+    /// The lineage of a new delta whose base is `base`: `base`'s base and the versions under
+    /// it (`base`'s own lineage), or none when `base` starts a map. Bounded by [`LINEAGE_MAX`].
+    pub fn lineage_above(base: &FileVersion) -> Vec<VersionId> {
+        match (base.starts_a_map(), base.base) {
+            (false, Some(b)) => std::iter::once(b)
+                .chain(base.lineage.iter().copied())
+                .take(LINEAGE_MAX)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The format version whose layout the record has: 3 with a lineage, 2 for a merged full,
+    /// else 1.
+    pub fn format_version(&self) -> FormatVersion {
+        if !self.lineage.is_empty() {
+            FormatVersion::V3
+        } else if self.kind == VersionKind::Merged {
+            FormatVersion::V2
+        } else {
+            FormatVersion::V1
+        }
+    }
+
+    /// Encodes the record's payload, in the layout of [`FileVersion::format_version`].
     pub fn encode(&self) -> Vec<u8> {
         let mut e = Encoder::new();
         e.version_id(&self.id);
@@ -123,11 +163,18 @@ impl FileVersion {
         e.u64(self.stored_bytes);
         e.i64(self.time_ns);
         encode_ops(&self.ops, &mut e);
+        if !self.lineage.is_empty() {
+            e.varint(self.lineage.len() as u64);
+            for id in &self.lineage {
+                e.version_id(id);
+            }
+        }
         e.into_bytes()
     }
 
-    /// Decodes a record; `expected` is the id it is stored under, `what` names it in errors.
-    pub fn decode(payload: &[u8], expected: &VersionId, what: &str) -> Result<Self> {
+    /// Decodes a record of format `format` (its envelope's version); `expected` is the id it is
+    /// stored under, `what` names it in errors.
+    pub fn decode(payload: &[u8], format: FormatVersion, expected: &VersionId, what: &str) -> Result<Self> {
         let mut d = Decoder::new(payload, what);
         let id = d.version_id()?;
         if id != *expected {
@@ -172,6 +219,20 @@ impl FileVersion {
         } else {
             decode_ops(&mut d, size, base_size)?
         };
+        let mut lineage = Vec::new();
+        if format >= FormatVersion::V3 {
+            let n = d.varint()?;
+            if n == 0 || n > LINEAGE_MAX as u64 || base.is_none() {
+                return Err(d.error(format!("a lineage of {n} versions (1 to {LINEAGE_MAX}, deltas only)")));
+            }
+            for _ in 0..n {
+                let v = d.version_id()?;
+                if v == id || Some(v) == base {
+                    return Err(d.error("its lineage names the version itself or its base"));
+                }
+                lineage.push(v);
+            }
+        }
         d.finish()?;
         Ok(FileVersion {
             id,
@@ -190,6 +251,7 @@ impl FileVersion {
             literal_stored,
             stored_bytes,
             time_ns,
+            lineage,
         })
     }
 }
@@ -251,21 +313,29 @@ mod tests {
             literal_stored: 9,
             stored_bytes: 100,
             time_ns: 1_700_000_000_000_000_000,
+            lineage: Vec::new(),
         }
+    }
+
+    /// Decodes `v`'s payload as its envelope would say.
+    fn roundtrip(v: &FileVersion) -> Result<FileVersion> {
+        FileVersion::decode(&v.encode(), v.format_version(), &v.id, "v")
     }
 
     #[test]
     fn roundtrip_and_id_check() {
         let v = sample();
         let p = v.encode();
-        assert_eq!(FileVersion::decode(&p, &v.id, "v").unwrap(), v);
-        assert!(FileVersion::decode(&p, &VersionId([9; 32]), "v").is_err());
+        assert_eq!(FileVersion::decode(&p, v.format_version(), &v.id, "v").unwrap(), v);
+        assert!(FileVersion::decode(&p, v.format_version(), &VersionId([9; 32]), "v").is_err());
     }
 
     proptest! {
         #[test]
         fn decode_never_panics(data: Vec<u8>) {
-            let _ = FileVersion::decode(&data, &VersionId([1; 32]), "g");
+            for format in [FormatVersion::V1, FormatVersion::V2, FormatVersion::V3] {
+                let _ = FileVersion::decode(&data, format, &VersionId([1; 32]), "g");
+            }
         }
 
     }
@@ -284,9 +354,15 @@ mod tests {
             ..sample()
         };
         let p = merged.encode();
-        assert_eq!(FileVersion::decode(&p, &merged.id, "m").unwrap(), merged);
+        assert_eq!(
+            FileVersion::decode(&p, merged.format_version(), &merged.id, "m").unwrap(),
+            merged
+        );
         for cut in 0..p.len() {
-            assert!(FileVersion::decode(&p[..cut], &merged.id, "m").is_err(), "cut {cut}");
+            assert!(
+                FileVersion::decode(&p[..cut], merged.format_version(), &merged.id, "m").is_err(),
+                "cut {cut}"
+            );
         }
         let bad = [
             FileVersion {
@@ -308,7 +384,10 @@ mod tests {
             },
         ];
         for b in bad {
-            assert!(FileVersion::decode(&b.encode(), &b.id, "m").is_err(), "{b:?}");
+            assert!(
+                FileVersion::decode(&b.encode(), b.format_version(), &b.id, "m").is_err(),
+                "{b:?}"
+            );
         }
     }
 
@@ -324,13 +403,108 @@ mod tests {
             map_checkpoint: Some(ObjectId([8; 32])),
             ..sample()
         };
-        for v in [sample(), full] {
+        let with_lineage = FileVersion {
+            lineage: vec![VersionId([7; 32]), VersionId([2; 32])],
+            ..sample()
+        };
+        for v in [sample(), full, with_lineage] {
             let p = v.encode();
-            assert_eq!(FileVersion::decode(&p, &v.id, "t").unwrap(), v);
+            assert_eq!(FileVersion::decode(&p, v.format_version(), &v.id, "t").unwrap(), v);
             for cut in 0..p.len() {
-                let r = FileVersion::decode(&p[..cut], &v.id, "t");
+                let r = FileVersion::decode(&p[..cut], v.format_version(), &v.id, "t");
                 assert!(matches!(r, Err(crate::Error::Corrupt { .. })), "cut {cut}: {r:?}");
             }
         }
+    }
+
+    #[test]
+    fn a_lineage_is_format_3_and_checked() {
+        let v = FileVersion {
+            lineage: vec![VersionId([7; 32]), VersionId([2; 32])],
+            ..sample()
+        };
+        assert_eq!(v.format_version(), FormatVersion::V3);
+        assert_eq!(sample().format_version(), FormatVersion::V1);
+        assert_eq!(roundtrip(&v).unwrap(), v);
+        // The same payload read as an older format has bytes left over; a version-1 payload
+        // read as version 3 lacks its lineage.
+        assert!(FileVersion::decode(&v.encode(), FormatVersion::V2, &v.id, "v").is_err());
+        assert!(FileVersion::decode(&sample().encode(), FormatVersion::V3, &v.id, "v").is_err());
+        for bad in [
+            vec![v.id],
+            vec![VersionId([3; 32])],
+            vec![VersionId([5; 32]); LINEAGE_MAX + 1],
+        ] {
+            let b = FileVersion {
+                lineage: bad,
+                ..v.clone()
+            };
+            assert!(roundtrip(&b).is_err(), "{:?}", &b.lineage[..1]);
+        }
+        // A full has none: its payload read as version 3 is refused.
+        let full = FileVersion {
+            kind: VersionKind::Full,
+            depth: 0,
+            deltas_since_full: 0,
+            full: VersionId([1; 32]),
+            base: None,
+            ops: vec![DeltaOp::Literal { len: 30 }],
+            ..sample()
+        };
+        let mut p = full.encode();
+        p.push(1);
+        p.extend_from_slice(&[7; 32]);
+        assert!(FileVersion::decode(&p, FormatVersion::V3, &full.id, "f").is_err());
+    }
+
+    #[test]
+    fn the_lineage_of_a_new_delta_reaches_down_to_where_a_map_starts() {
+        let id = |n: u8| VersionId([n; 32]);
+        let full = FileVersion {
+            id: id(10),
+            kind: VersionKind::Full,
+            depth: 0,
+            base: None,
+            ..sample()
+        };
+        let d1 = FileVersion {
+            id: id(11),
+            depth: 1,
+            base: Some(id(10)),
+            ..sample()
+        };
+        assert_eq!(
+            FileVersion::lineage_above(&full),
+            vec![],
+            "a delta on a full needs none"
+        );
+        let l2 = FileVersion::lineage_above(&d1);
+        assert_eq!(l2, vec![id(10)]);
+        let d2 = FileVersion {
+            id: id(12),
+            depth: 2,
+            base: Some(id(11)),
+            lineage: l2,
+            ..sample()
+        };
+        assert_eq!(FileVersion::lineage_above(&d2), vec![id(11), id(10)]);
+        let checkpointed = FileVersion {
+            map_checkpoint: Some(ObjectId([9; 32])),
+            ..d2.clone()
+        };
+        assert_eq!(
+            FileVersion::lineage_above(&checkpointed),
+            vec![],
+            "a checkpoint starts a map"
+        );
+        let old = FileVersion {
+            lineage: Vec::new(),
+            ..d2
+        };
+        assert_eq!(
+            FileVersion::lineage_above(&old),
+            vec![id(11)],
+            "an older record gives what it can"
+        );
     }
 }

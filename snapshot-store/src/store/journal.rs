@@ -12,9 +12,8 @@ use super::backend::Key;
 use super::{Store, WriterLock};
 use crate::error::{IoContext, Result};
 use crate::failpoint::{self, Point};
-use crate::format::FormatVersion;
 use crate::format::envelope::{self, Kind};
-use crate::format::version::{FileVersion, VersionKind};
+use crate::format::version::FileVersion;
 use crate::id::VersionId;
 
 /// The journal's directory.
@@ -35,18 +34,14 @@ impl Store {
     }
 
     /// Replaces the records of `records` (which must exist, with the same ids) as described in
-    /// the module doc. A merged full is sealed as format version 2, any other record as 1.
+    /// the module doc. Each is sealed as the format version of its layout
+    /// ([`FileVersion::format_version`]).
     pub(crate) fn replace_versions(&self, lock: &WriterLock, records: &[FileVersion]) -> Result<()> {
         self.finish_replacements(lock)?;
         self.discard_journal()?;
         self.begin_changes(lock)?;
         for v in records {
-            let version = if v.kind == VersionKind::Merged {
-                FormatVersion::V2
-            } else {
-                FormatVersion::V1
-            };
-            let sealed = envelope::seal_as(Kind::Version, version, &v.encode());
+            let sealed = envelope::seal_as(Kind::Version, v.format_version(), &v.encode());
             self.backend().replace(&staged_key(&v.id), &sealed)?;
         }
         let dir = self.root().join("prune").join("merge");
@@ -73,8 +68,8 @@ impl Store {
             // otherwise the old one stays, which reads the same bytes.
             let what = format!("staged record {}", self.backend().describe(&staged));
             let valid = (self.backend().read_current(&staged)?).filter(|bytes| {
-                envelope::open(Kind::Version, bytes, &what)
-                    .and_then(|p| FileVersion::decode(&p, &id, &what))
+                envelope::open_versioned(Kind::Version, bytes, &what)
+                    .and_then(|(format, p)| FileVersion::decode(&p, format, &id, &what))
                     .is_ok()
             });
             let dest = Key::version(&id);

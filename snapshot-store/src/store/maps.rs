@@ -33,6 +33,9 @@ impl Store {
                 break;
             }
             let v = self.version(&at)?;
+            if chain.is_empty() {
+                self.versions_ahead(&v);
+            }
             if let Some(cp) = v.map_checkpoint {
                 let map = self.map_checkpoint(&cp)?;
                 if map.size() != v.size {
@@ -73,6 +76,26 @@ impl Store {
             base_map = Some(self.inner.maps.insert(v.id, Arc::new(map), size));
         }
         base_map.ok_or_else(|| Error::corrupt(format!("file version {}", id.short()), "empty chain"))
+    }
+
+    /// Fetches, in a remote store, the records of `top`'s base and lineage at once (each a
+    /// round trip), so that following the base links finds them cached. A lineage is a hint: a
+    /// record it names that is gone (merged away) is not an error here; the walk fetches what
+    /// the base links really lead to.
+    fn versions_ahead(&self, top: &FileVersion) {
+        if !self.is_remote() || top.lineage.is_empty() {
+            return;
+        }
+        let ids: Vec<VersionId> = (top.base.iter().chain(&top.lineage))
+            .filter(|id| !self.inner.versions.contains(id) && !self.inner.maps.contains(id))
+            .copied()
+            .collect();
+        let at_once = self.options().remote.small_reads().max(1);
+        std::thread::scope(|scope| {
+            for ids in ids.chunks(ids.len().div_ceil(at_once).max(1)) {
+                scope.spawn(move || ids.iter().for_each(|id| drop(self.version(id))));
+            }
+        });
     }
 
     /// The extent map of a regular file's content of `size` bytes.

@@ -40,7 +40,8 @@ impl Store {
         let key = Key::version(id);
         let what = format!("file version {} ({})", id.short(), self.backend().describe(&key));
         let bytes = self.read_referenced(&key, &what, "a snapshot or a later version")?;
-        let v = FileVersion::decode(&envelope::open(Kind::Version, &bytes, &what)?, id, &what)?;
+        let (format, payload) = envelope::open_versioned(Kind::Version, &bytes, &what)?;
+        let v = FileVersion::decode(&payload, format, id, &what)?;
         let size = v.memory_bytes();
         Ok(self.inner.versions.insert(*id, Arc::new(v), size))
     }

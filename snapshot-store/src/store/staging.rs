@@ -120,7 +120,7 @@ impl Staging {
         if self.state.lock().versions.contains(&v.id) || self.store.has_for_staging(&key, 0) {
             return Ok(0);
         }
-        let sealed = envelope::seal(Kind::Version, &v.encode());
+        let sealed = envelope::seal_as(Kind::Version, v.format_version(), &v.encode());
         self.stage_sealed(&sealed, Key::version(&v.id), |st| st.versions.insert(v.id))
     }
 

@@ -4,6 +4,7 @@
 //! already stored, in which case nothing is.
 
 use crate::error::Result;
+use crate::format::FormatVersion;
 use crate::format::envelope::Kind;
 use crate::format::extent::{ExtentMap, map_object_id};
 use crate::format::signature::{SigRun, Signature, SignatureRecord};
@@ -83,6 +84,12 @@ impl FileWriter<'_> {
             literal_stored: built.literal.as_ref().map_or(0, |l| l.stored_len),
             stored_bytes: 0,
             time_ns: crate::format::time::now_ns(),
+            // Lineages are written into stores of format 3 and later only, so that older
+            // builds keep reading older stores.
+            lineage: match delta {
+                Some(d) if self.store.config().format >= FormatVersion::V3 => FileVersion::lineage_above(&d.base),
+                _ => Vec::new(),
+            },
         };
         let produced = Produced {
             literal: built.literal,

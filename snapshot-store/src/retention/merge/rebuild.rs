@@ -13,6 +13,7 @@ use std::sync::Arc;
 use super::plan::{Chain, Plan};
 use super::repack::{self, Repacked};
 use crate::error::{Error, Result};
+use crate::format::FormatVersion;
 use crate::format::envelope::Kind;
 use crate::format::extent::{ExtentMap, map_object_id};
 use crate::format::hashtree::{BlockAt, RegionEntry, TreeLeaves};
@@ -107,6 +108,7 @@ pub(crate) fn rebuild(
         literal_stored,
         stored_bytes: 0,
         time_ns: now_ns,
+        lineage: Vec::new(),
         ..(*root).clone()
     };
     maps.insert(root.id, root_map);
@@ -133,7 +135,7 @@ pub(crate) fn rebuild(
         let (signature, chain_len) = rebase_signature(store, &v, old_base_sig, base_sig, base_chain, &mut out)?;
         let map_checkpoint = (depth % MAP_CHECKPOINT_INTERVAL == 0).then(|| out.envelope_map(&map));
         let hash_tree = head_tree(store, plan, &v, &mut out)?;
-        let new = FileVersion {
+        let mut new = FileVersion {
             depth,
             deltas_since_full,
             full: chain.root,
@@ -141,6 +143,11 @@ pub(crate) fn rebuild(
             map_checkpoint,
             hash_tree,
             ..(*v).clone()
+        };
+        // What is under it now: the merged root and the rebuilt records above it.
+        new.lineage = match store.config().format >= FormatVersion::V3 {
+            true => FileVersion::lineage_above(base),
+            false => Vec::new(),
         };
         sigs.insert(v.id, (signature, chain_len));
         maps.insert(v.id, map);

@@ -296,6 +296,46 @@ fn differential_chains_are_not_merged_but_unused_differentials_are_freed() {
     s.check();
 }
 
+impl Store2 {
+    /// Checks every kept version's lineage against its base links: the versions under its
+    /// base down to the first that starts a map; returns the longest.
+    fn check_lineages(&self) -> usize {
+        let store = self.store();
+        let mut longest = 0;
+        for id in store.snapshot_ids().unwrap() {
+            let snap = store.snapshot(&id).unwrap();
+            let content = snap.entry(snap.lookup(b"f").unwrap()).unwrap().content.unwrap();
+            let v = store.version(&content.version).unwrap();
+            let mut under = Vec::new();
+            let mut at = v.base.map(|b| store.version(&b).unwrap());
+            while let Some(b) = at.filter(|b| !b.starts_a_map()) {
+                let next = store.version(&b.base.unwrap()).unwrap();
+                under.push(next.id);
+                at = Some(next);
+            }
+            assert_eq!(v.lineage, under, "lineage of the version of snapshot {id}");
+            longest = longest.max(under.len());
+        }
+        longest
+    }
+}
+
+#[test]
+fn lineages_name_the_chain_under_each_base_and_a_merge_rewrites_them() {
+    let mut s = Store2::new(merging(20));
+    let mut data = pseudo(SIZE, 3);
+    for day in 0..8 {
+        edit(&mut data, day);
+        s.write(&data);
+    }
+    assert_eq!(s.check_lineages(), 6, "depth 7 names the six versions under its base");
+    s.keep_last(3);
+    assert_eq!(s.prune().merges.merged.len(), 1);
+    // The kept versions are a merged full and two deltas above it.
+    assert_eq!(s.check_lineages(), 1);
+    s.check();
+}
+
 #[test]
 fn writes_after_a_merge_build_on_the_merged_full() {
     let mut s = Store2::new(merging(20));

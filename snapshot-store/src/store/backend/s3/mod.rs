@@ -22,15 +22,6 @@ use rusty_s3::{Bucket, Credentials, UrlStyle};
 
 pub use client::RemoteStats;
 use client::{Body, Client, ClientOptions, Reply, Request, Verb};
-/// The fields of a small text object of ours (the lock, a reader registration): its first line
-/// must be `title`, then one `name: value` line a field, in order. Returns a reader of the next
-/// field by name (`None` when the next line is another field), or `None` for another title.
-fn text_fields<'a>(text: &'a str, title: &str) -> Option<impl FnMut(&str) -> Option<String> + 'a> {
-    let mut lines = text.lines();
-    (lines.next()? == title)
-        .then_some(move |name: &str| lines.next()?.strip_prefix(name)?.strip_prefix(": ").map(str::to_string))
-}
-
 #[cfg(test)]
 pub(super) use upload::MULTIPART_MIN;
 
@@ -586,6 +577,15 @@ impl Backend for S3Backend {
     fn live_readers(&self, own: Option<&str>) -> Result<Vec<LiveReader>> {
         readers::live(self, own)
     }
+}
+
+/// The fields of a small text object of ours (the lock, a reader registration): its first line
+/// must be `title`, then one `name: value` line a field, in order. Returns a reader of the next
+/// field by name (`None` when the next line is another field), or `None` for another title.
+fn text_fields<'a>(text: &'a str, title: &str) -> Option<impl FnMut(&str) -> Option<String> + 'a> {
+    let mut lines = text.lines();
+    (lines.next()? == title)
+        .then_some(move |name: &str| lines.next()?.strip_prefix(name)?.strip_prefix(": ").map(str::to_string))
 }
 
 #[cfg(test)]

@@ -465,20 +465,8 @@ fn a_delta_chain_read_over_s3_fetches_its_records_and_opens_its_objects_at_once(
         env.write(&src, &[]);
     }
     // Read the newest through a proxy that delays every request by 150 ms, with an empty cache.
-    let (endpoint, _, _) = s3_server().unwrap();
-    let proxy = Proxy::start(
-        &endpoint,
-        ProxyOptions {
-            delay: Duration::from_millis(150),
-            ..ProxyOptions::default()
-        },
-    );
-    let store = env.store.to_str().unwrap().replace(&endpoint, &proxy.endpoint);
-    let cache = env.path("cold-cache");
-    let mut cmd = env.cmd_at(
-        Path::new(&store),
-        &["--cache-dir", cache.to_str().unwrap(), "cat", "latest", "big"],
-    );
+    let (_proxy, far) = delayed(&env, Duration::from_millis(150));
+    let mut cmd = far.cmd(&["cat", "latest", "big"]);
     cmd.env("BACKUP_FS_TRACE_REQUESTS", "1");
     let out = run_with_timeout(cmd, &["cat"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

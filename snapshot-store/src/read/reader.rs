@@ -98,7 +98,8 @@ impl FileReader {
     /// In a remote store, starts opening every data object the version reads from (once per
     /// open file), so that the first read in each waits for its frames only.
     pub(super) fn open_ahead_once(&self) {
-        if !self.opened_ahead.swap(true, Ordering::Relaxed) {
+        // A load first: this runs on every read, and only the first may write the flag.
+        if !self.opened_ahead.load(Ordering::Relaxed) && !self.opened_ahead.swap(true, Ordering::Relaxed) {
             self.store.open_ahead(self.map.objects());
         }
     }

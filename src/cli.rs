@@ -174,6 +174,8 @@ pub enum Command {
         source: PathBuf,
         #[command(flatten)]
         policy: PolicyArgs,
+        #[command(flatten)]
+        excludes: ExcludeArgs,
         /// Print a JSON summary instead of the id.
         #[arg(long)]
         json: bool,
@@ -253,6 +255,61 @@ pub enum Command {
         /// Path relative to the snapshot root.
         path: String,
     },
+    /// List what a snapshot holds at a path (its root by default), without mounting it.
+    Ls {
+        /// Snapshot id (as `list` prints it, a unique prefix of one) or `latest`.
+        snapshot: String,
+        /// Path relative to the snapshot root; a directory lists what it holds.
+        path: Option<String>,
+        /// Permissions, owner, group, size and modification time, as `ls -l`.
+        #[arg(long, short = 'l')]
+        long: bool,
+        /// List everything under the path, depth first.
+        #[arg(long, short = 'R')]
+        recursive: bool,
+        /// Print a JSON array (one entry a line).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what changed from one snapshot to another (added, removed, modified, other kind,
+    /// metadata only), from their manifests: no content is read.
+    Diff {
+        /// The older snapshot (id, unique prefix, or `latest`).
+        older: String,
+        /// The newer snapshot.
+        newer: String,
+        /// Compare only this path of both.
+        path: Option<String>,
+        /// Print a JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find entries whose name matches PATTERN in every snapshot (newest first). A pattern is a
+    /// shell glob (`*.jpg`, `report-202?.*`); one holding a `/` matches the whole path from the
+    /// snapshot root, where `**` crosses directories (`work/**/*.rs`).
+    Find {
+        /// Glob patterns; an entry matching any is listed.
+        #[arg(required = true)]
+        patterns: Vec<String>,
+        /// Search only this snapshot (repeatable).
+        #[arg(long = "snapshot", short = 's', value_name = "SNAPSHOT")]
+        snapshots: Vec<String>,
+        /// Match letters of either case.
+        #[arg(long, short = 'i')]
+        ignore_case: bool,
+        /// Print a JSON array (one entry a line).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show what snapshots hold and cost: logical, deduplicated and stored bytes, files by how
+    /// they are stored, chain depths. Every snapshot when none is named.
+    Stats {
+        /// Snapshot ids (as `list` prints them, unique prefixes) or `latest`.
+        snapshots: Vec<String>,
+        /// Print a JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Restore a snapshot, a subtree or one file.
     Restore {
         /// Snapshot id (as `list` prints it, a unique prefix of one) or `latest`.
@@ -262,6 +319,8 @@ pub enum Command {
         /// Restore only this path of the snapshot.
         #[arg(long, value_name = "SUBPATH")]
         path: Option<String>,
+        #[command(flatten)]
+        select: RestoreSelect,
     },
     /// Show every snapshot as a read-only directory at MOUNTPOINT until Ctrl-C (or unmount).
     Mount(MountArgs),
@@ -283,6 +342,82 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the completion script of a shell (bash: `backup-fs completions bash >
+    /// /etc/bash_completion.d/backup-fs`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page, or write one page per command into a directory.
+    Man {
+        /// Write backup-fs.1 and backup-fs-COMMAND.1 for every command here.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// What `write` leaves out of the source.
+#[derive(Debug, Args)]
+pub struct ExcludeArgs {
+    /// Leave out what matches PATTERN, as a `.gitignore` at the source's root would: `*.tmp`,
+    /// `/build`, `**/node_modules`, `cache/`; `!PATTERN` keeps what an earlier one left out
+    /// (repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// Read exclude patterns from FILE, one a line (`#` starts a comment), before those of
+    /// --exclude (repeatable).
+    #[arg(long, value_name = "FILE")]
+    pub exclude_file: Vec<PathBuf>,
+    /// Leave out directories holding a valid CACHEDIR.TAG (the Cache Directory Tagging
+    /// Specification: the file starts with its signature).
+    #[arg(long)]
+    pub exclude_caches: bool,
+    /// Leave out directories holding an entry named NAME (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub exclude_if_present: Vec<String>,
+    /// Do not cross into other filesystems: their mount points are recorded empty.
+    #[arg(long, short = 'x')]
+    pub one_file_system: bool,
+    /// Leave out regular files larger than SIZE (e.g. 2GiB).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub exclude_larger_than: Option<u64>,
+}
+
+/// What `restore` brings back and what it does with what exists.
+#[derive(Debug, Args)]
+pub struct RestoreSelect {
+    /// Restore only what matches PATTERN (gitignore syntax, paths from the snapshot root:
+    /// `*.odt`, `/Documents`, `**/2026/`), with what is under it and the directories leading to
+    /// it (repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    pub include: Vec<String>,
+    /// Leave out what matches PATTERN (gitignore syntax; `!PATTERN` brings back what an
+    /// earlier one left out; repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    pub exclude: Vec<String>,
+    /// What to do where the target has something already: `never` (refuse a target that is not
+    /// empty), `if-changed` (replace what differs in kind, size or content; keep what is equal)
+    /// or `always`.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = OverwriteArg::Never)]
+    pub overwrite: OverwriteArg,
+    /// Change nothing: list what would be created, replaced or kept.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print a JSON summary (with `--dry-run`, every entry planned).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `restore --overwrite`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OverwriteArg {
+    /// Refuse a target that exists.
+    Never,
+    /// Replace what differs; keep what is equal.
+    IfChanged,
+    /// Replace everything.
+    Always,
 }
 
 /// `policy show` and `policy set`.

@@ -95,6 +95,14 @@ pub enum Error {
         /// The path, relative to the snapshot root.
         path: String,
     },
+    /// A name or path pattern does not parse.
+    #[error("invalid pattern {pattern:?}: {reason}")]
+    InvalidPattern {
+        /// The pattern as given.
+        pattern: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The path exists but is not the kind of entry the operation needs.
     #[error("{path} in snapshot {snapshot} is {actual}, not {expected}")]
     WrongKind {
@@ -132,8 +140,14 @@ pub enum Error {
         path: PathBuf,
     },
     /// A tree is restored only into a new or empty directory.
-    #[error("{} exists and is not empty; restore into a new or empty directory", path.display())]
+    #[error("{} exists and is not empty; restore into a new or empty directory (or choose --overwrite)", path.display())]
     TargetNotEmpty {
+        /// The directory.
+        path: PathBuf,
+    },
+    /// Overwriting would delete a directory that holds something.
+    #[error("{} is a directory that is not empty where the snapshot has no directory; not deleting it", path.display())]
+    DirectoryInTheWay {
         /// The directory.
         path: PathBuf,
     },

@@ -10,14 +10,15 @@
 //! |---|---|
 //! | `retention/` | forgetting snapshots by keep rules, merging delta chains, and deleting what no kept snapshot needs, beside running readers and safe at any crash |
 //! | `write/` | recording a snapshot: the tree walk, reading sources, the matcher, the compare path, the tracked path, building a version's records |
-//! | `read/` | random-access reads of any version, streaming, restore, a file's history, `verify` |
+//! | `read/` | random-access reads of any version, streaming, restore, a file's history, what changed between snapshots, finding entries by name, what snapshots hold and cost, `verify` |
 //! | `tracking/` | change sources (reflink references, the fanotify change log, outside lists); feeds `write/` only |
 //! | `store/` | the store: open and init, the writer lock, caches, staging and the commit protocol, loading records, signatures, hash trees and extent maps, data objects; `store/backend/` is where its files live (a directory, or an S3 bucket prefix behind a disk cache) |
 //! | `format/` | bytes to structs and back for every file kind, the magic and derive-key table, [`FormatVersion`]; no file I/O |
 //! | `hash/` | the rolling weak hash, block hashes, BLAKE3 as a tree of leaf values |
 //! | `os/` | the one place for platform `cfg`: durable and positioned file I/O, entry metadata, sparse files, FIEMAP, clones |
 //!
-//! Beside them, `error` (the one error type) and `id` (typed ids) are used by every layer.
+//! Beside them, `error` (the one error type), `id` (typed ids) and `select` (gitignore-style
+//! path filters, for what a write leaves out and a restore brings back) are used by every layer.
 //!
 //! `docs/FORMAT.md` is the normative description of the bytes `format/` reads and writes.
 //!
@@ -68,7 +69,7 @@
 //! | | writer | reader | tracker |
 //! |---|---|---|---|
 //! | **writer** (`write`) | no: the second waits for the lock, or fails with `--no-wait` | yes | yes |
-//! | **reader** (`list`, `log`, `cat`, `restore`, `verify`, `mount`) | yes: readers never lock and see a snapshot once its manifest is in place | yes | yes |
+//! | **reader** (`list`, `log`, `cat`, `ls`, `diff`, `find`, `stats`, `restore`, `verify`, `mount`) | yes: readers never lock and see a snapshot once its manifest is in place | yes | yes |
 //! | **tracker** (`backup-fs track`) | yes: writers ask it for a cut over its socket | yes | one per source |
 //!
 //! Everything a reader can reach is immutable once committed, so readers need no lock; a
@@ -83,6 +84,7 @@ mod id;
 mod os;
 mod read;
 mod retention;
+mod select;
 mod store;
 #[cfg(test)]
 mod testdata;
@@ -98,19 +100,23 @@ pub use format::policy::{
 };
 pub use format::retention::{KeepRules, Retention, Span};
 pub use format::snapshot::{
-    Entry, EntryKind, FileContent, Metadata, PrevEntry, Snapshot, SnapshotId, SnapshotStats, Storage,
+    Entry, EntryKind, FileContent, Metadata, PrevEntry, Snapshot, SnapshotId, SnapshotStats, Storage, Walk,
 };
 pub use format::time::rfc3339;
 pub use id::{ObjectId, VersionId};
+pub use read::diff::{Change, ChangeKind, DiffTotals, SnapshotDiff, diff_snapshots};
+pub use read::find::{FindReport, Found, NamePattern, SnapshotMatches, find, find_in, path_order};
 pub use read::history::{FileHistory, HistoryEntry, VersionState, file_history};
 pub use read::reader::FileReader;
-pub use read::restore::{RestoreOptions, RestoreSummary, restore};
+pub use read::restore::{Overwrite, PlannedEntry, RestoreAction, RestoreOptions, RestoreSummary, restore};
+pub use read::stats::{OtherCounts, StorageCounts, StoreStats, stats};
 pub use read::stream::Window;
 pub use read::verify::{Problem, VerifyOptions, VerifyReport, verify};
 pub use retention::forget::{ForgetOptions, ForgetReport, forget};
 pub use retention::keep::{KeepReason, SnapshotInfo, Verdict};
 pub use retention::merge::{MergeReport, Merges};
 pub use retention::prune::{Amount, DEFAULT_READER_WAIT, PruneOptions, PruneReport, prune};
+pub use select::{PathFilter, PathVerdict};
 pub use store::{
     CredentialsError, DEFAULT_CACHE_BYTES, DEFAULT_CONNECTIONS, LiveReader, LocationError, RemoteOptions, RemoteStats,
     S3Credentials, S3Location, Store, StoreLocation, StoreOptions, UploadProgress, WriterLock, find_credentials,
@@ -120,7 +126,10 @@ pub use tracking::ranges::RangeSet;
 pub use tracking::reflink::{REF_DIR_NAME, ReflinkProvider};
 pub use tracking::{ChangeProvider, ChangeSource, DEFAULT_VERIFY_SAMPLE, TrackedChanges, TrackedInput, Tracking};
 pub use write::progress::WriteProgress;
-pub use write::{Decision, EntryError, Fallback, FileReport, FullReason, WriteOptions, WriteSummary, write_snapshot};
+pub use write::{
+    Decision, EntryError, ExcludeCount, Fallback, FileReport, FullReason, SourceFilter, WriteOptions, WriteSummary,
+    write_snapshot,
+};
 
 /// The change log of `backup-fs track`, for the tracker that writes it (Unix).
 #[cfg(unix)]

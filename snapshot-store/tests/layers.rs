@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 /// The layers, bottom first; modules at the crate root not listed here may not be used by any
 /// layer.
 const LAYERS: [&[&str]; 7] = [
-    &["error", "id", "failpoint", "testdata"],
+    &["error", "id", "failpoint", "testdata", "select"],
     &["os", "hash"],
     &["format"],
     &["store"],

@@ -1,15 +1,21 @@
 //! One module per subcommand; `run` dispatches.
 
 mod cat;
+mod diff;
+mod entries;
+mod find;
 mod forget;
+mod generate;
 mod init;
 mod list;
 mod log;
+mod ls;
 pub mod mount;
 mod policy;
 mod prune;
 mod restore;
 mod serve;
+mod stats;
 mod track;
 mod verify;
 mod write;
@@ -44,6 +50,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Write {
             source,
             policy,
+            excludes,
             json,
             no_wait,
             changed_ranges,
@@ -53,6 +60,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             &store_dir.open()?,
             &source,
             &policy,
+            &excludes,
             write::Tracking {
                 changed_ranges,
                 verify_sample,
@@ -86,9 +94,39 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::List { json } => list::run(&store_dir.open_reader()?, json),
         Command::Log { path, json } => log::run(&store_dir.open_reader()?, &path, json),
         Command::Cat { snapshot, path } => cat::run(&store_dir.open_reader()?, &snapshot, &path),
-        Command::Restore { snapshot, target, path } => {
-            restore::run(&store_dir.open_reader()?, &snapshot, &target, path.as_deref())
-        }
+        Command::Ls {
+            snapshot,
+            path,
+            long,
+            recursive,
+            json,
+        } => ls::run(
+            &store_dir.open_reader()?,
+            &snapshot,
+            path.as_deref(),
+            &ls::Options { long, recursive, json },
+        ),
+        Command::Diff {
+            older,
+            newer,
+            path,
+            json,
+        } => diff::run(&store_dir.open_reader()?, &older, &newer, path.as_deref(), json),
+        Command::Find {
+            patterns,
+            snapshots,
+            ignore_case,
+            json,
+        } => find::run(&store_dir.open_reader()?, &patterns, &snapshots, ignore_case, json),
+        Command::Completions { shell } => generate::completions(shell),
+        Command::Man { dir } => generate::man(dir.as_deref()),
+        Command::Stats { snapshots, json } => stats::run(&store_dir.open_reader()?, &snapshots, json),
+        Command::Restore {
+            snapshot,
+            target,
+            path,
+            select,
+        } => restore::run(&store_dir.open_reader()?, &snapshot, &target, path.as_deref(), &select),
         Command::Verify { read_data, json } => verify::run(&store_dir.open_reader()?, read_data, json),
         Command::Track { source } => track::run(&store_dir.open()?, &source),
         Command::Mount(args) => mount::run(store_dir, &args, cache_dir.as_deref()),

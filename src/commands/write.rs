@@ -7,9 +7,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
-use snapshot_store::{FileReport, Store, WriteOptions, WriteProgress, WriteSummary, write_snapshot};
+use snapshot_store::{
+    FileReport, PathFilter, SourceFilter, Store, WriteOptions, WriteProgress, WriteSummary, write_snapshot,
+};
 
-use crate::cli::PolicyArgs;
+use crate::cli::{ExcludeArgs, PolicyArgs};
 use crate::human;
 use crate::progress::ProgressView;
 
@@ -26,7 +28,14 @@ pub struct Run {
     pub time_ns: Option<i64>,
 }
 
-pub fn run(store: &Store, source: &Path, args: &PolicyArgs, tracking: Tracking, run: Run) -> Result<ExitCode> {
+pub fn run(
+    store: &Store,
+    source: &Path,
+    args: &PolicyArgs,
+    excludes: &ExcludeArgs,
+    tracking: Tracking,
+    run: Run,
+) -> Result<ExitCode> {
     let Run { json, wait, time_ns } = run;
     let mut policy = store.config().policy.with(&args.overrides());
     if tracking.changed_ranges.is_some() {
@@ -39,6 +48,7 @@ pub fn run(store: &Store, source: &Path, args: &PolicyArgs, tracking: Tracking, 
         policy,
         wait_for_lock: wait,
         exclude: Vec::new(),
+        filter: source_filter(excludes)?,
         time_ns,
     };
     let sources = if policy.change_tracking {
@@ -80,6 +90,25 @@ pub fn run(store: &Store, source: &Path, args: &PolicyArgs, tracking: Tracking, 
         }
         Ok(ExitCode::from(crate::EXIT_PARTIAL))
     }
+}
+
+/// The filter of `--exclude`, `--exclude-file` and the other exclude options: the files' lines
+/// first, in the order given, then the patterns.
+fn source_filter(a: &ExcludeArgs) -> Result<SourceFilter> {
+    let mut lines = Vec::new();
+    for file in &a.exclude_file {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("cannot read exclude file {}", file.display()))?;
+        lines.extend(text.lines().map(|l| l.trim_end_matches('\r').to_string()));
+    }
+    lines.extend(a.exclude.iter().cloned());
+    Ok(SourceFilter {
+        patterns: PathFilter::new(&lines, &[])?,
+        exclude_caches: a.exclude_caches,
+        exclude_if_present: a.exclude_if_present.clone(),
+        one_file_system: a.one_file_system,
+        exclude_larger_than: a.exclude_larger_than,
+    })
 }
 
 /// With `--auto-prune on` stored: forgets by the stored keep rules (if any) and prunes, after
@@ -142,6 +171,7 @@ fn report(summary: &WriteSummary, source: &Path, opts: &WriteOptions, secs: f64)
         "files": files,
         "errors": errors,
         "notes": summary.notes,
+        "excluded": summary.excluded.iter().map(|c| json!({ "rule": c.rule, "entries": c.entries })).collect::<Vec<_>>(),
         "change_tracking": tracked.then(|| change_tracking_totals(&summary.files)),
     })
 }
@@ -195,6 +225,13 @@ fn print_summary(summary: &WriteSummary, secs: f64) {
         human::size(s.stored_bytes),
         human::duration(secs),
     );
+    let left_out: Vec<String> = (summary.excluded.iter())
+        .filter(|c| c.entries > 0)
+        .map(|c| format!("{} by {}", c.entries, c.rule))
+        .collect();
+    if !left_out.is_empty() {
+        eprintln!("left out: {}", left_out.join(", "));
+    }
     for e in &summary.errors {
         eprintln!("backup-fs: skipped {}: {}", e.path, e.error);
     }

@@ -219,3 +219,45 @@ fn a_url_as_store_is_refused_not_made_a_directory() {
     assert!(!out.status.success() && err.contains("https: URL"), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing was created");
 }
+
+#[test]
+fn completions_and_manual_pages_come_from_the_command_definitions() {
+    let env = Env::new(&[]);
+    let bash = env.ok(&["completions", "bash"]);
+    assert!(
+        bash.contains("complete -F") && bash.contains("backup-fs"),
+        "a bash completion function"
+    );
+    for word in [
+        "write",
+        "restore",
+        "diff",
+        "find",
+        "stats",
+        "--keep-daily",
+        "--recursive",
+    ] {
+        assert!(bash.contains(word), "bash completion lacks {word}");
+    }
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        assert!(env.ok(&["completions", shell]).contains("backup-fs"), "{shell}");
+    }
+    let out = env.run(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2), "an unknown shell is an invalid argument");
+
+    let page = env.ok(&["man"]);
+    assert!(page.starts_with(".ie") || page.contains(".TH backup-fs 1"), "{page}");
+    let dir = env.path("man");
+    env.ok(&["man", "--dir", dir.to_str().unwrap()]);
+    for name in [
+        "backup-fs.1",
+        "backup-fs-write.1",
+        "backup-fs-find.1",
+        "backup-fs-policy-set.1",
+    ] {
+        let text = fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(text.contains(".TH"), "{name} is a manual page");
+    }
+    let find = fs::read_to_string(dir.join("backup-fs-find.1")).unwrap();
+    assert!(find.contains("ignore\\-case"), "the find page documents its options");
+}

@@ -3,11 +3,13 @@
 mod chains;
 mod cli;
 mod faults;
+mod looking;
 mod mount;
 mod proxy;
 mod retention;
 mod s3;
 mod samba;
+mod selecting;
 mod tracking;
 mod tree;
 mod util;

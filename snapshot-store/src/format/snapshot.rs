@@ -211,6 +211,34 @@ impl Snapshot {
         Some(at)
     }
 
+    /// The children of directory `dir`, in name order (empty for any other entry).
+    pub fn children(&self, dir: u32) -> &[Entry] {
+        self.entry(dir)
+            .filter(|d| d.kind == EntryKind::Dir)
+            .and_then(|d| self.entries.get(d.children.start as usize..d.children.end as usize))
+            .unwrap_or_default()
+    }
+
+    /// The indexes of the children of directory `dir` (empty for any other entry).
+    pub fn children_indexes(&self, dir: u32) -> Range<u32> {
+        let n = self.children(dir).len() as u32;
+        let start = self.entry(dir).map_or(0, |d| d.children.start);
+        start..start + n
+    }
+
+    /// Everything under directory `dir` as a depth-first walk lists it: each directory right
+    /// before what it holds, names in order. Yields entry indexes.
+    pub fn walk(&self, dir: u32) -> Walk<'_> {
+        let first = self
+            .entry(dir)
+            .filter(|d| d.kind == EntryKind::Dir)
+            .map_or(0..0, |d| d.children.clone());
+        Walk {
+            snap: self,
+            stack: vec![first],
+        }
+    }
+
     /// The path of entry `index` relative to the root, components joined by `/`.
     pub fn path_of(&self, mut index: u32) -> Vec<u8> {
         let mut parts = Vec::new();
@@ -221,6 +249,37 @@ impl Snapshot {
         }
         parts.reverse();
         parts.join(&b'/')
+    }
+}
+
+/// A depth-first walk of a directory's subtree; see [`Snapshot::walk`].
+#[derive(Debug)]
+pub struct Walk<'s> {
+    snap: &'s Snapshot,
+    /// The children still to visit at each level.
+    stack: Vec<Range<u32>>,
+}
+
+impl Iterator for Walk<'_> {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        // A damaged manifest could hold a cycle: no walk is deeper than the entry count.
+        while let Some(top) = self.stack.last_mut() {
+            let Some(index) = top.next() else {
+                self.stack.pop();
+                continue;
+            };
+            if let Some(e) = self.snap.entry(index)
+                && e.kind == EntryKind::Dir
+                && !e.children.is_empty()
+                && self.stack.len() < self.snap.entries.len()
+            {
+                self.stack.push(e.children.clone());
+            }
+            return Some(index);
+        }
+        None
     }
 }
 
@@ -248,5 +307,36 @@ mod tests {
         let c = SnapshotId::at(1_000_000_001_000_000_000, 0);
         assert!(a < b && b < c);
         assert_eq!(b.time_ns(), 1_000_000_000_000_000_000);
+    }
+
+    #[test]
+    fn a_walk_lists_each_directory_before_what_it_holds() {
+        let mut t = crate::format::tree_builder::TreeBuilder::new(Metadata::default());
+        let dir = |name: &str| Entry::new(name.into(), EntryKind::Dir, Metadata::default());
+        let file = |name: &str| Entry::new(name.into(), EntryKind::File, Metadata::default());
+        let b = t.add(0, dir("b"));
+        t.add(b, file("z"));
+        let a = t.add(0, dir("a"));
+        let aa = t.add(a, dir("a"));
+        t.add(aa, file("deep"));
+        t.add(a, file("f"));
+        t.add(0, file("c"));
+        let snap = Snapshot {
+            id: SnapshotId::at(0, 0),
+            time_ns: 0,
+            source: Vec::new(),
+            host: String::new(),
+            stats: SnapshotStats::default(),
+            entries: t.finish(),
+        };
+        let paths: Vec<String> = snap
+            .walk(Snapshot::ROOT)
+            .map(|i| String::from_utf8_lossy(&snap.path_of(i)).into_owned())
+            .collect();
+        assert_eq!(paths, ["a", "a/a", "a/a/deep", "a/f", "b", "b/z", "c"]);
+        let a = snap.lookup(b"a").expect("a");
+        assert_eq!(snap.walk(a).count(), 3);
+        assert_eq!(snap.children(a).len(), 2);
+        assert_eq!(snap.walk(snap.lookup(b"c").expect("c")).count(), 0);
     }
 }

@@ -1,5 +1,5 @@
 //! The retention layer: which snapshots to keep (`keep`), forgetting the others (`forget`),
-//! and freeing what no kept snapshot needs (`prune`: `reach` marks, `order` sorts deletions),
+//! and freeing what no kept snapshot needs (`prune`: the store's `reach` marks, `order` sorts deletions),
 //! all under the writer lock and without taking a file from a registered reader.
 
 pub(crate) mod forget;
@@ -7,7 +7,6 @@ pub(crate) mod keep;
 pub(crate) mod merge;
 mod order;
 pub(crate) mod prune;
-mod reach;
 
 #[cfg(test)]
 mod tests;

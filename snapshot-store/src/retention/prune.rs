@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use super::merge::{Merges, merge_chains};
 use super::order::deletion_order;
-use super::reach::{Overlay, Reachable};
 use crate::error::{Error, IoContext, Result};
 use crate::failpoint::{self, Point};
 use crate::format::FormatVersion;
@@ -26,6 +25,7 @@ use crate::format::condemned::{Condemned, CondemnedList, StoreFile};
 use crate::format::snapshot::Snapshot;
 use crate::id::{ObjectId, VersionId};
 use crate::store::condemned::store_file_key;
+use crate::store::reach::{Overlay, Reachable};
 use crate::store::{LiveReader, Store, WriterLock};
 
 /// How long prune waits for registered readers to catch up before it leaves their files for
@@ -135,7 +135,11 @@ pub(crate) fn prune_locked(store: &Store, lock: &WriterLock, opts: &PruneOptions
     } else {
         Overlay::default()
     };
-    let reach = Reachable::from_snapshots(store, &snapshots, &overlay)?;
+    // What cannot be read cannot be known not to need anything: nothing is deleted.
+    let reach = Reachable::from_snapshots(store, &snapshots, &overlay).map_err(|u| Error::PruneRefused {
+        what: u.what,
+        reason: format!("{} (run `backup-fs verify`)", u.error),
+    })?;
     report.missing = reach.missing.clone();
     let garbage = sweep(store, &reach, &mut report.needed)?;
     if opts.dry_run {

@@ -27,6 +27,7 @@ mod maps;
 pub(crate) mod object;
 mod objects;
 mod queue;
+pub(crate) mod reach;
 pub(crate) mod readers;
 mod records;
 pub(crate) mod staging;

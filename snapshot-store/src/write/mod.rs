@@ -28,6 +28,7 @@ use std::path::PathBuf;
 
 use crate::format::policy::Policy;
 use crate::format::snapshot::{SnapshotId, SnapshotStats};
+use crate::select::PathFilter;
 use crate::tracking::ChangeSource;
 
 pub use outcome::Decision;
@@ -43,9 +44,39 @@ pub struct WriteOptions {
     pub wait_for_lock: bool,
     /// Paths not to back up (absolute).
     pub exclude: Vec<PathBuf>,
+    /// What else to leave out of the source.
+    pub filter: SourceFilter,
     /// Record the snapshot as taken at this time (ns since the epoch) instead of now; it must
     /// be later than the newest snapshot's.
     pub time_ns: Option<i64>,
+}
+
+/// What a write leaves out of its source, by rule. The store itself and the change-tracking
+/// reference copies are always left out.
+#[derive(Debug, Clone, Default)]
+pub struct SourceFilter {
+    /// Gitignore-style exclude patterns, relative to the source (`--exclude`).
+    pub patterns: PathFilter,
+    /// Directories holding a `CACHEDIR.TAG` that starts with the Cache Directory Tagging
+    /// signature (`--exclude-caches`).
+    pub exclude_caches: bool,
+    /// Directories holding an entry of one of these names (`--exclude-if-present`).
+    pub exclude_if_present: Vec<String>,
+    /// Directories on another filesystem than the source are recorded empty
+    /// (`--one-file-system`).
+    pub one_file_system: bool,
+    /// Regular files larger than this many bytes (`--exclude-larger-than`).
+    pub exclude_larger_than: Option<u64>,
+}
+
+/// How many entries one exclude rule left out of a write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExcludeCount {
+    /// The rule: a pattern as given, `--exclude-caches`, `--exclude-if-present NAME`,
+    /// `--one-file-system` or `--exclude-larger-than SIZE`.
+    pub rule: String,
+    /// Entries it left out (a directory counts once; what is under it is not looked at).
+    pub entries: u64,
 }
 
 /// What happened to one file that was read.
@@ -96,6 +127,8 @@ pub struct WriteSummary {
     pub errors: Vec<EntryError>,
     /// The snapshot this one was compared with.
     pub parent: Option<SnapshotId>,
+    /// Entries each exclude rule left out, in rule order (rules that matched nothing too).
+    pub excluded: Vec<ExcludeCount>,
     /// What the user should know that is not an error of an entry (e.g. change tracking could
     /// not record this snapshot, so the next write compares more).
     pub notes: Vec<String>,

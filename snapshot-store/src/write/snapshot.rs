@@ -60,7 +60,7 @@ pub fn write_snapshot(
     }
     let parent = previous_snapshot(store, &ids, &source)?;
     let exclude = excluded(store, &source, &opts.exclude, tracking);
-    let mut walk = walk(store, &source, parent.as_deref(), &exclude, progress)?;
+    let mut walk = walk(store, &source, parent.as_deref(), &exclude, &opts.filter, progress)?;
     progress.files_total.store(walk.jobs.len() as u64, Ordering::Relaxed);
     progress
         .bytes_total
@@ -151,6 +151,7 @@ pub fn write_snapshot(
         files: reports,
         errors: walk.errors,
         parent: parent.map(|p| p.id.clone()),
+        excluded: walk.excluded,
         notes,
     })
 }

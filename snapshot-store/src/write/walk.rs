@@ -10,9 +10,10 @@ use crate::error::{IoContext, Result};
 use crate::format::snapshot::{Entry, EntryKind, Metadata, PrevEntry, Snapshot, Storage};
 use crate::format::tree_builder::TreeBuilder;
 use crate::os::meta::{self, os_bytes};
+use crate::select::PathVerdict;
 use crate::store::Store;
-use crate::write::EntryError;
 use crate::write::progress::WriteProgress;
+use crate::write::{EntryError, ExcludeCount, SourceFilter};
 
 /// A previous entry whose mtime or ctime is this close to (or after) the start of its snapshot
 /// may have been read in the same timestamp tick as a later change, which would leave its
@@ -40,6 +41,21 @@ pub(crate) struct Walk {
     pub errors: Vec<EntryError>,
     /// Files reused from the previous snapshot unread.
     pub unchanged: u64,
+    /// Entries each rule of the filter left out.
+    pub excluded: Vec<ExcludeCount>,
+}
+
+/// The signature a `CACHEDIR.TAG` must start with (the Cache Directory Tagging Specification).
+const CACHEDIR_SIGNATURE: &[u8] = b"Signature: 8a477f597d28d172789f06886806bc55";
+
+/// The rules of a filter, in the order their counts are reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rule {
+    Pattern(usize),
+    Caches,
+    IfPresent(usize),
+    OtherFilesystem,
+    LargerThan,
 }
 
 /// A directory still to list: its path, its node, its entry in the previous snapshot.
@@ -66,6 +82,11 @@ struct Walker<'a> {
     /// after the previous snapshot read them.
     racy_since_ns: i64,
     exclude: &'a [PathBuf],
+    filter: &'a SourceFilter,
+    /// The source's device, with `--one-file-system`.
+    source_dev: Option<u64>,
+    /// Counts by rule, as [`Walker::rules`] lists them.
+    counts: Vec<u64>,
     progress: &'a WriteProgress,
     walk: Walk,
     seen_inodes: HashMap<(u64, u64), usize>,
@@ -84,21 +105,26 @@ fn written_ns(store: &Store, p: &Snapshot) -> i64 {
 }
 
 /// Walks `source` (a directory or a single file), comparing with the previous snapshot `prev`
-/// of the same source and leaving out the paths in `exclude`.
+/// of the same source and leaving out the paths in `exclude` and what `filter` excludes.
 pub(crate) fn walk(
     store: &Store,
     source: &Path,
     prev: Option<&Snapshot>,
     exclude: &[PathBuf],
+    filter: &SourceFilter,
     progress: &WriteProgress,
 ) -> Result<Walk> {
     let top = fs::symlink_metadata(source).at(source)?;
+    let rules = rules(filter);
     let mut w = Walker {
         store,
         source,
         prev,
         racy_since_ns: prev.map_or(0, |p| written_ns(store, p)),
         exclude,
+        filter,
+        source_dev: filter.one_file_system.then(|| meta::capture(source, &top).dev),
+        counts: vec![0; rules.len()],
         progress,
         walk: Walk {
             tree: TreeBuilder::new(Metadata::default()),
@@ -106,6 +132,7 @@ pub(crate) fn walk(
             links: Vec::new(),
             errors: Vec::new(),
             unchanged: 0,
+            excluded: Vec::new(),
         },
         seen_inodes: HashMap::new(),
         stack: Vec::new(),
@@ -134,7 +161,39 @@ pub(crate) fn walk(
     while let Some(dir) = w.stack.pop() {
         w.list(dir);
     }
+    w.walk.excluded = rules
+        .iter()
+        .zip(&w.counts)
+        .map(|((_, rule), n)| ExcludeCount {
+            rule: rule.clone(),
+            entries: *n,
+        })
+        .collect();
     Ok(w.walk)
+}
+
+/// Every rule of `filter` with how it is named in reports, in report order.
+fn rules(filter: &SourceFilter) -> Vec<(Rule, String)> {
+    let mut out: Vec<(Rule, String)> = Vec::new();
+    for i in 0..filter.patterns.exclude_count() {
+        let line = filter.patterns.rule(i);
+        if !line.trim().is_empty() && !line.starts_with('#') {
+            out.push((Rule::Pattern(i), line.to_string()));
+        }
+    }
+    if filter.exclude_caches {
+        out.push((Rule::Caches, "--exclude-caches".into()));
+    }
+    for (i, name) in filter.exclude_if_present.iter().enumerate() {
+        out.push((Rule::IfPresent(i), format!("--exclude-if-present {name}")));
+    }
+    if filter.one_file_system {
+        out.push((Rule::OtherFilesystem, "--one-file-system".into()));
+    }
+    if let Some(n) = filter.exclude_larger_than {
+        out.push((Rule::LargerThan, format!("--exclude-larger-than {n}")));
+    }
+    out
 }
 
 impl Walker<'_> {
@@ -176,14 +235,49 @@ impl Walker<'_> {
                     continue;
                 }
             };
+            let name = os_bytes(&child.file_name());
+            if let Some(rule) = self.excluded_by(&join_rel(&rel_dir, &name), &path, &md) {
+                self.count(rule);
+                continue;
+            }
             self.add(Found {
                 parent: node,
                 prev_dir,
                 path: &path,
-                name: os_bytes(&child.file_name()),
+                name,
                 md: &md,
                 rel_dir: &rel_dir,
             });
+        }
+    }
+
+    /// The rule of the filter that leaves out the entry at `path` (`rel` from the source),
+    /// if one does. Patterns come first, then the tags of a directory, then a file's size.
+    fn excluded_by(&self, rel: &str, path: &Path, md: &fs::Metadata) -> Option<Rule> {
+        let f = self.filter;
+        let is_dir = md.is_dir();
+        if let PathVerdict::Excluded(i) = f.patterns.verdict(Path::new(rel), is_dir, true) {
+            return Some(Rule::Pattern(i));
+        }
+        if is_dir {
+            if f.exclude_caches && is_cache_dir(path) {
+                return Some(Rule::Caches);
+            }
+            if let Some(i) = (f.exclude_if_present.iter()).position(|n| fs::symlink_metadata(path.join(n)).is_ok()) {
+                return Some(Rule::IfPresent(i));
+            }
+        }
+        match f.exclude_larger_than {
+            Some(limit) if md.is_file() && md.len() > limit => Some(Rule::LargerThan),
+            _ => None,
+        }
+    }
+
+    /// Counts one entry left out by `rule`.
+    fn count(&mut self, rule: Rule) {
+        let at = rules(self.filter).iter().position(|(r, _)| *r == rule);
+        if let Some(n) = at.and_then(|i| self.counts.get_mut(i)) {
+            *n += 1;
         }
     }
 
@@ -232,6 +326,8 @@ impl Walker<'_> {
             self.seen_inodes.insert(dev_ino, node);
         }
         match kind {
+            // Another filesystem's directory is recorded, empty (`--one-file-system`).
+            EntryKind::Dir if self.source_dev.is_some_and(|d| d != dev_ino.0) => self.count(Rule::OtherFilesystem),
             EntryKind::Dir => self
                 .stack
                 .push((f.path.to_path_buf(), node, prev_same_kind.map(|(i, _)| i))),
@@ -281,6 +377,18 @@ impl Walker<'_> {
         let racy = e.meta.mtime_ns.max(e.meta.ctime_ns) >= self.racy_since_ns.saturating_sub(RACY_WINDOW_NS);
         (present && !racy && !meta::changed(&e.meta, now)).then_some(c)
     }
+}
+
+/// True when directory `dir` holds a `CACHEDIR.TAG` file starting with the specification's
+/// signature (a tag with another start does not count, as the specification says).
+fn is_cache_dir(dir: &Path) -> bool {
+    use std::io::Read;
+    let tag = dir.join("CACHEDIR.TAG");
+    if !fs::symlink_metadata(&tag).is_ok_and(|m| m.is_file()) {
+        return false;
+    }
+    let mut head = [0u8; CACHEDIR_SIGNATURE.len()];
+    fs::File::open(&tag).and_then(|mut f| f.read_exact(&mut head)).is_ok() && head == CACHEDIR_SIGNATURE
 }
 
 fn join_rel(dir: &str, name: &[u8]) -> String {

@@ -19,13 +19,14 @@ mod tests;
 
 use std::sync::Arc;
 
-use super::reach::Overlay;
 use crate::error::{IoContext, Result};
 use crate::failpoint::{self, Point};
+use crate::format::envelope::Kind;
 use crate::format::retention::Retention;
 use crate::format::snapshot::Snapshot;
 use crate::format::version::{FileVersion, VersionKind};
 use crate::id::VersionId;
+use crate::store::reach::Overlay;
 use crate::store::staging::Staging;
 use crate::store::{Store, WriterLock};
 
@@ -102,7 +103,13 @@ pub(crate) fn merge_chains(
         let rebuilt = rebuild::rebuild(store, &plan, chain, retention.max_unused, now_ns, dry_run)?;
         report.copied = rebuilt.repacked.as_ref().map_or(0, |r| r.copied);
         if dry_run {
-            overlay.add(rebuilt);
+            for o in rebuilt.envelopes {
+                debug_assert!(matches!(o.kind, Kind::Signature | Kind::HashTree | Kind::ExtentMap));
+                overlay.add_object(o.id, o.refs);
+            }
+            for v in rebuilt.records {
+                overlay.add_version(v);
+            }
         } else {
             report.written = commit(store, lock, rebuilt)?;
             store.drop_merge_request(lock, &chain.full)?;

@@ -6,9 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use super::merge::rebuild::Rebuilt;
 use crate::error::{Error, Result};
-use crate::format::envelope::Kind;
 use crate::format::snapshot::{Snapshot, Storage};
 use crate::format::version::FileVersion;
 use crate::id::{ObjectId, VersionId};
@@ -23,19 +21,30 @@ pub(crate) struct Overlay {
 }
 
 impl Overlay {
-    /// Adds what a merge would write.
-    pub(crate) fn add(&mut self, r: Rebuilt) {
-        for o in r.envelopes {
-            // A complete signature or tree references nothing; a run-encoded signature its
-            // base; a map its data objects.
-            debug_assert!(matches!(o.kind, Kind::Signature | Kind::HashTree | Kind::ExtentMap));
-            self.objects.insert(o.id, o.refs);
-        }
-        for v in r.records {
-            self.versions.insert(v.id, Arc::new(v));
-        }
+    /// Adds a record that is not written yet.
+    pub(crate) fn add_version(&mut self, v: FileVersion) {
+        self.versions.insert(v.id, Arc::new(v));
+    }
+
+    /// Adds an envelope object that is not written yet, and the objects it references (a
+    /// complete signature or tree none; a run-encoded signature its base; a map its data
+    /// objects).
+    pub(crate) fn add_object(&mut self, id: ObjectId, refs: Vec<ObjectId>) {
+        self.objects.insert(id, refs);
     }
 }
+
+/// A file the walk needed to read and could not (damaged, or of a newer format).
+#[derive(Debug)]
+pub(crate) struct Unreadable {
+    /// What it is (`file version 1a2b3c4d`, `signature object ...`).
+    pub what: String,
+    /// Why it could not be read.
+    pub error: Error,
+}
+
+/// The outcome of one step of the walk.
+type Walked = std::result::Result<(), Unreadable>;
 
 /// The files the snapshots need.
 #[derive(Debug, Default)]
@@ -51,9 +60,12 @@ pub(crate) struct Reachable {
 
 impl Reachable {
     /// Everything `snapshots` need. A referenced file that cannot be read (damaged, or of a
-    /// newer format) stops the walk: what it references cannot be known, so nothing may be
-    /// deleted.
-    pub(crate) fn from_snapshots(store: &Store, snapshots: &[Arc<Snapshot>], overlay: &Overlay) -> Result<Reachable> {
+    /// newer format) stops the walk: what it references cannot be known.
+    pub(crate) fn from_snapshots(
+        store: &Store,
+        snapshots: &[Arc<Snapshot>],
+        overlay: &Overlay,
+    ) -> std::result::Result<Reachable, Unreadable> {
         let mut r = Reachable::default();
         for s in snapshots {
             for e in &s.entries {
@@ -70,21 +82,18 @@ impl Reachable {
     }
 
     /// Keeps going after a missing file, stops on any other error.
-    fn tolerate_missing(&mut self, what: impl FnOnce() -> String, result: Result<()>) -> Result<()> {
+    fn tolerate_missing(&mut self, what: impl FnOnce() -> String, result: Result<()>) -> Walked {
         match result {
             Err(Error::Missing { .. }) => {
                 self.missing.push(what());
                 Ok(())
             }
-            Err(e) => Err(Error::PruneRefused {
-                what: what(),
-                reason: format!("{e} (run `backup-fs verify`)"),
-            }),
+            Err(error) => Err(Unreadable { what: what(), error }),
             Ok(()) => Ok(()),
         }
     }
 
-    fn version(&mut self, store: &Store, overlay: &Overlay, id: VersionId) -> Result<()> {
+    fn version(&mut self, store: &Store, overlay: &Overlay, id: VersionId) -> Walked {
         let mut todo = vec![id];
         while let Some(id) = todo.pop() {
             if !self.versions.insert(id) {
@@ -126,7 +135,7 @@ impl Reachable {
         Ok(())
     }
 
-    fn signature(&mut self, store: &Store, overlay: &Overlay, id: ObjectId) -> Result<()> {
+    fn signature(&mut self, store: &Store, overlay: &Overlay, id: ObjectId) -> Walked {
         let mut at = Some(id);
         while let Some(id) = at.take() {
             if !self.objects.insert(id) {
@@ -142,7 +151,7 @@ impl Reachable {
         Ok(())
     }
 
-    fn tree(&mut self, store: &Store, overlay: &Overlay, id: ObjectId) -> Result<()> {
+    fn tree(&mut self, store: &Store, overlay: &Overlay, id: ObjectId) -> Walked {
         let mut todo = vec![id];
         while let Some(id) = todo.pop() {
             if !self.objects.insert(id) {

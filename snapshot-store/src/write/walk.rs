@@ -85,7 +85,8 @@ struct Walker<'a> {
     filter: &'a SourceFilter,
     /// The source's device, with `--one-file-system`.
     source_dev: Option<u64>,
-    /// Counts by rule, as [`Walker::rules`] lists them.
+    /// The filter's rules, in report order, and the entries each left out.
+    rules: Vec<Rule>,
     counts: Vec<u64>,
     progress: &'a WriteProgress,
     walk: Walk,
@@ -124,6 +125,7 @@ pub(crate) fn walk(
         exclude,
         filter,
         source_dev: filter.one_file_system.then(|| meta::capture(source, &top).dev),
+        rules: rules.iter().map(|(r, _)| *r).collect(),
         counts: vec![0; rules.len()],
         progress,
         walk: Walk {
@@ -275,7 +277,7 @@ impl Walker<'_> {
 
     /// Counts one entry left out by `rule`.
     fn count(&mut self, rule: Rule) {
-        let at = rules(self.filter).iter().position(|(r, _)| *r == rule);
+        let at = self.rules.iter().position(|r| *r == rule);
         if let Some(n) = at.and_then(|i| self.counts.get_mut(i)) {
             *n += 1;
         }
